@@ -1,0 +1,52 @@
+"""Code-size metrics of CompilerDream and CompilerGym (REFERENCE.md "Metric definitions")."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+
+def geomean(values: Iterable[float]) -> float:
+    """Geometric mean; 0.0 for no values or when any value is <= 0 (a failed benchmark counts as 0)."""
+    vals = [float(v) for v in values]
+    if not vals or any(v <= 0 or math.isnan(v) for v in vals):
+        return 0.0
+    return math.exp(sum(math.log(v) for v in vals) / len(vals))
+
+
+def reduction(oz: float, final: float) -> float:
+    """CompilerDream's reduction: Oz instruction count / final count (> 1 beats -Oz)."""
+    return float(oz) / max(1.0, float(final))
+
+
+def leaderboard_reward(o0: float, oz: float, final: float) -> float:
+    """CompilerGym's leaderboard score of one run: (O0 - final) / max(O0 - Oz, 1), clipped at 0."""
+    return max(0.0, (float(o0) - float(final)) / max(float(o0) - float(oz), 1.0))
+
+
+def dataset_of(uri: str) -> str:
+    """Dataset a benchmark URI belongs to: `cbench-v1` for benchmark://cbench-v1/qsort.
+
+    For file:// URIs (which the reference grouped one file per "dataset") the parent
+    directory's name is used, so a folder of programs is one group.
+    """
+    if uri.startswith("file://"):
+        parts = uri[len("file://") :].rstrip("/").split("/")
+        return parts[-2] if len(parts) >= 2 and parts[-2] else "file"
+    rest = uri.split("://", 1)[-1]
+    return rest.split("/", 1)[0]
+
+
+def summarize(rows: Sequence[Mapping], value_key: str, group_key: str = "dataset") -> dict:
+    """Per-group geomeans of `value_key`, their geomean (each group weighted equally) and the raw geomean."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        groups[str(row[group_key])].append(float(row[value_key]))
+    per_group = {g: geomean(v) for g, v in sorted(groups.items())}
+    return {
+        "per_dataset": per_group,
+        "count": {g: len(v) for g, v in sorted(groups.items())},
+        "geomean_of_datasets": geomean(per_group.values()),
+        "raw_geomean": geomean(float(r[value_key]) for r in rows),
+    }

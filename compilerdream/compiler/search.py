@@ -1,0 +1,431 @@
+"""The search harness: any policy, one budget accounting, one result format (REFERENCE §6.8, §3).
+
+A policy explores a benchmark through a `SearchContext`, which applies actions
+in the real compiler, charges every applied action (one "compilation") and
+elapsed seconds to the budget, and remembers the best action prefix seen.
+Random search, greedy search and fixed pipelines (-Oz, -O3) are policies here;
+the agent's guided search (compilerdream/search.py) plugs in the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from .benchmarks import Benchmark, BenchmarkLike, resolve_benchmark
+from .env import LlvmEnv
+from .errors import CompilerDreamError
+from .metrics import dataset_of, leaderboard_reward, reduction, summarize
+
+log = logging.getLogger(__name__)
+
+REWARD_SPACE = "IrInstructionCountOz"
+
+
+class BudgetExhausted(Exception):
+    """Raised inside a policy when the budget is spent; the harness catches it."""
+
+
+@dataclass
+class Budget:
+    """A limit in wall-clock seconds and/or compilations (applied actions) per benchmark."""
+
+    seconds: float | None = None
+    compilations: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.seconds is None and self.compilations is None:
+            raise ValueError("a search budget needs seconds or compilations (or both)")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ValueError(f"budget seconds must be positive, got {self.seconds}")
+        if self.compilations is not None and self.compilations <= 0:
+            raise ValueError(f"budget compilations must be positive, got {self.compilations}")
+
+    def describe(self) -> str:
+        parts = []
+        if self.seconds is not None:
+            parts.append(f"{self.seconds:g}s")
+        if self.compilations is not None:
+            parts.append(f"{self.compilations} compilations")
+        return " / ".join(parts)
+
+
+class _Meter:
+    """Budget consumption shared by a context and its forks."""
+
+    def __init__(self, budget: Budget):
+        self.budget = budget
+        self.start = time.monotonic()
+        self.compilations = 0
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def exhausted(self, upcoming: int = 1) -> bool:
+        b = self.budget
+        if b.compilations is not None and self.compilations + upcoming > b.compilations:
+            return True
+        return b.seconds is not None and self.elapsed >= b.seconds
+
+
+@dataclass
+class _Best:
+    reward: float = 0.0
+    actions: list = field(default_factory=list)
+    count: int | None = None
+
+
+class SearchContext:
+    """What a policy sees: apply actions, fork, reset; budget and best prefix are tracked for it."""
+
+    def __init__(self, env: LlvmEnv, meter: _Meter, best: _Best, prefix: list | None = None, rng=None):
+        self.env = env
+        self._meter = meter
+        self._best = best
+        self.trajectory: list = list(prefix or [])
+        self.cumulative = 0.0
+        self.rng = rng or random.Random(0)
+
+    # -- budget ---------------------------------------------------------------
+    @property
+    def exhausted(self) -> bool:
+        return self._meter.exhausted()
+
+    @property
+    def compilations(self) -> int:
+        return self._meter.compilations
+
+    @property
+    def elapsed(self) -> float:
+        return self._meter.elapsed
+
+    @property
+    def action_space(self):
+        return self.env.action_space
+
+    # -- acting ---------------------------------------------------------------
+    def reset(self) -> None:
+        """Back to the unoptimized benchmark (free: the program is cached in the worker)."""
+        self.env.reset()
+        self.trajectory, self.cumulative = [], 0.0
+
+    def step(self, action) -> tuple[float, bool]:
+        """Apply one action; returns (IrInstructionCountOz reward, episode ended by an error)."""
+        if self._meter.exhausted():
+            raise BudgetExhausted
+        self._meter.compilations += 1
+        _, reward, terminated, _, info = self.env.step(action)
+        if terminated:  # the compiler crashed or hung on this action: the trajectory is dead
+            log.warning("%s: action %r ended the episode: %s", self.env.benchmark.uri, action, info.get("error_details"))
+            self.trajectory = []
+            return 0.0, True
+        self.trajectory.append(action)
+        self.cumulative += float(reward or 0.0)
+        if self.cumulative > self._best.reward + 1e-12:
+            self._best.reward = self.cumulative
+            self._best.actions = list(self.trajectory)
+        return float(reward or 0.0), False
+
+    def apply_pipeline(self, pipeline: str) -> tuple[float, bool]:
+        """Apply any pipeline (e.g. 'default<Oz>') as one compilation."""
+        return self.step(pipeline)
+
+    def fork(self) -> SearchContext:
+        child = SearchContext(self.env.fork(), self._meter, self._best, self.trajectory, self.rng)
+        child.cumulative = self.cumulative
+        return child
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class SearchPolicy:
+    """Base class: explore `ctx` until the budget or the method says stop."""
+
+    name = "policy"
+
+    def search(self, ctx: SearchContext) -> None:
+        raise NotImplementedError
+
+
+class RandomSearch(SearchPolicy):
+    """CompilerGym's random search: random episodes, restarted after `patience` steps without improvement."""
+
+    name = "random"
+
+    def __init__(self, patience_ratio: float = 1.25, max_episode_length: int | None = None):
+        self.patience_ratio = patience_ratio
+        self.max_episode_length = max_episode_length
+
+    def search(self, ctx: SearchContext) -> None:
+        n = ctx.action_space.n
+        patience = max(1, int(n * self.patience_ratio))
+        while not ctx.exhausted:
+            ctx.reset()
+            best_in_episode, since_improvement, length = 0.0, 0, 0
+            while since_improvement < patience and not ctx.exhausted:
+                _, died = ctx.step(ctx.rng.randrange(n))
+                length += 1
+                if died:
+                    break
+                if ctx.cumulative > best_in_episode + 1e-12:
+                    best_in_episode, since_improvement = ctx.cumulative, 0
+                else:
+                    since_improvement += 1
+                if self.max_episode_length and length >= self.max_episode_length:
+                    break
+
+
+class GreedySearch(SearchPolicy):
+    """(ε-)greedy search: each step fork once per action and keep the best immediate reward."""
+
+    name = "greedy"
+
+    def __init__(self, epsilon: float = 0.0):
+        self.epsilon = epsilon
+
+    def search(self, ctx: SearchContext) -> None:
+        ctx.reset()
+        n = ctx.action_space.n
+        while not ctx.exhausted:
+            if self.epsilon and ctx.rng.random() < self.epsilon:
+                _, died = ctx.step(ctx.rng.randrange(n))
+                if died:
+                    return
+                continue
+            best = (-math.inf, -1)
+            for action in range(n):
+                child = ctx.fork()
+                try:
+                    reward, died = child.step(action)
+                finally:
+                    child.close()
+                if not died:
+                    best = max(best, (reward, action))  # ties go to the higher index, like CompilerGym
+            if best[0] <= 0:
+                return
+            _, died = ctx.step(best[1])
+            if died:
+                return
+
+
+class PipelinePolicy(SearchPolicy):
+    """A fixed pipeline applied once, e.g. -Oz = 'default<Oz>'."""
+
+    def __init__(self, name: str, pipeline: str):
+        self.name = name
+        self.pipeline = pipeline
+
+    def search(self, ctx: SearchContext) -> None:
+        ctx.reset()
+        ctx.apply_pipeline(self.pipeline)
+
+
+def make_policy(name: str) -> SearchPolicy:
+    """A baseline policy by name: random, greedy, oz, o3."""
+    key = name.lower()
+    if key == "random":
+        return RandomSearch()
+    if key == "greedy":
+        return GreedySearch()
+    if key in ("oz", "-oz"):
+        return PipelinePolicy("-Oz", "default<Oz>")
+    if key in ("o3", "-o3"):
+        return PipelinePolicy("-O3", "default<O3>")
+    raise CompilerDreamError(f"unknown search method '{name}': choose random, greedy, oz, o3 (or guided with a checkpoint)")
+
+
+@dataclass
+class SearchResult:
+    """One benchmark searched by one method: the result format of every search."""
+
+    benchmark: str
+    dataset: str
+    method: str
+    best_actions: list
+    commandline: str
+    O0: int
+    Oz: int
+    final: int
+    reduction: float  # CompilerDream: Oz / final
+    leaderboard: float  # CompilerGym: (O0 - final) / max(O0 - Oz, 1)
+    walltime: float
+    compilations: int
+    budget: str
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def search_benchmark(
+    policy: SearchPolicy,
+    benchmark: BenchmarkLike,
+    budget: Budget,
+    action_space: str = "NoLimit",
+    seed: int = 0,
+    env_factory: Callable[[], LlvmEnv] | None = None,
+    dataset: str | None = None,
+) -> SearchResult:
+    """Run one policy on one benchmark within `budget`; the best prefix is replayed and measured."""
+    bench = resolve_benchmark(benchmark)
+    env = env_factory() if env_factory else LlvmEnv(reward_space=REWARD_SPACE, action_space=action_space)
+    env.reward_space = REWARD_SPACE
+    meter, best = _Meter(budget), _Best()
+    ds = dataset or dataset_of(bench.uri)
+    try:
+        env.reset(benchmark=bench)
+        o0 = int(env.observation["IrInstructionCountO0"])
+        oz = int(env.observation["IrInstructionCountOz"])
+        ctx = SearchContext(env, meter, best, rng=random.Random(seed))
+        meter.start = time.monotonic()  # baselines are not charged to the method
+        try:
+            policy.search(ctx)
+        except BudgetExhausted:
+            pass
+        walltime, compilations = meter.elapsed, meter.compilations
+        env.reset(benchmark=bench)  # replay the best prefix: the reported count is measured, not predicted
+        if best.actions:
+            _, _, died, _, info = env.multistep(best.actions)
+            if died:
+                raise CompilerDreamError(f"replaying the best sequence crashed: {info.get('error_details')}")
+        final = int(env.observation["IrInstructionCount"])
+        commandline = env.commandline()
+        error = None
+    except CompilerDreamError as exc:
+        log.warning("search on %s failed: %s", bench.uri, exc)
+        o0 = oz = final = 0
+        walltime, compilations, commandline, error = meter.elapsed, meter.compilations, "", str(exc)
+    finally:
+        env.close()
+    return SearchResult(
+        benchmark=bench.uri,
+        dataset=ds,
+        method=policy.name,
+        best_actions=[a if isinstance(a, str) else int(a) for a in best.actions],
+        commandline=commandline,
+        O0=o0,
+        Oz=oz,
+        final=final,
+        reduction=reduction(oz, final) if not error else 0.0,
+        leaderboard=leaderboard_reward(o0, oz, final) if not error else 0.0,
+        walltime=round(walltime, 4),
+        compilations=compilations,
+        budget=budget.describe(),
+        error=error,
+    )
+
+
+def run_search(
+    policies: Sequence[SearchPolicy],
+    benchmarks: Iterable[BenchmarkLike | tuple[str, BenchmarkLike]],
+    budget: Budget,
+    action_space: str = "NoLimit",
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    budgets: dict[str, Budget] | None = None,
+) -> list[SearchResult]:
+    """Every policy on every benchmark; writes results.json/.csv and summary.md to `out_dir` if given.
+
+    `benchmarks` items are URIs/paths/Benchmarks or (dataset_name, benchmark) pairs.
+    `budgets` overrides the budget per method name (e.g. -Oz needs 1 compilation).
+    """
+    items: list[tuple[str | None, Benchmark]] = []
+    for item in benchmarks:
+        name, spec = item if isinstance(item, tuple) else (None, item)
+        items.append((name, resolve_benchmark(spec)))
+    results: list[SearchResult] = []
+    total = len(items) * len(policies)
+    bar = _progress(total, progress)
+    for name, bench in items:
+        for policy in policies:
+            b = (budgets or {}).get(policy.name, budget)
+            result = search_benchmark(policy, bench, b, action_space=action_space, seed=seed, dataset=name)
+            results.append(result)
+            if bar is not None:
+                bar.set_postfix_str(f"{policy.name} {bench.name}: {result.reduction:.3f}x")
+                bar.update(1)
+            if out_dir:
+                _write_partial(out_dir, result)
+    if bar is not None:
+        bar.close()
+    if out_dir:
+        write_results(results, out_dir)
+    return results
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="search", unit="run")
+
+
+def _write_partial(out_dir, result: SearchResult) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.jsonl"), "a") as f:
+        f.write(json.dumps(result.to_json()) + "\n")
+
+
+def summary_table(results: Sequence[SearchResult]) -> str:
+    """Markdown table: per method and dataset, both metrics, labelled."""
+    methods = list(dict.fromkeys(r.method for r in results))
+    datasets = sorted({r.dataset for r in results})
+    lines = [
+        "| method | dataset | n | CompilerDream reduction (geomean Oz/final) | CompilerGym leaderboard (geomean (O0-final)/(O0-Oz)) | mean walltime s | mean compilations |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in methods:
+        rows = [r.to_json() for r in results if r.method == m]
+        red = summarize(rows, "reduction")
+        lb = summarize(rows, "leaderboard")
+        for ds in datasets:
+            sub = [r for r in rows if r["dataset"] == ds]
+            if not sub:
+                continue
+            lines.append(
+                f"| {m} | {ds} | {len(sub)} | {red['per_dataset'][ds]:.4f} | {lb['per_dataset'][ds]:.4f} | "
+                f"{sum(r['walltime'] for r in sub) / len(sub):.2f} | {sum(r['compilations'] for r in sub) / len(sub):.0f} |"
+            )
+        lines.append(
+            f"| {m} | **all (geomean of datasets)** | {len(rows)} | **{red['geomean_of_datasets']:.4f}** | "
+            f"**{lb['geomean_of_datasets']:.4f}** | {sum(r['walltime'] for r in rows) / max(len(rows), 1):.2f} | "
+            f"{sum(r['compilations'] for r in rows) / max(len(rows), 1):.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_results(results: Sequence[SearchResult], out_dir) -> dict[str, str]:
+    """results.json, results.csv and summary.md (atomic writes)."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {k: os.path.join(out_dir, v) for k, v in (("json", "results.json"), ("csv", "results.csv"), ("md", "summary.md"))}
+    rows = [r.to_json() for r in results]
+    _atomic_text(paths["json"], json.dumps(rows, indent=1))
+    fields = list(rows[0].keys()) if rows else list(SearchResult.__dataclass_fields__)
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
+    _atomic_text(paths["csv"], buf.getvalue())
+    _atomic_text(paths["md"], "# Search results\n\n" + summary_table(results) + "\n")
+    return paths
+
+
+def _atomic_text(path: str, text: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

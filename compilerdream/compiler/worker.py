@@ -1,0 +1,346 @@
+"""Compiler sessions in worker processes, so that an LLVM abort costs one episode, not the run.
+
+A `SessionServer` holds LLVM modules (sessions) and answers requests. It runs
+either inside a child process (`ProcessWorker`, the default: crashes and hangs
+are contained, the process is replaced) or in the caller's process
+(`InProcessWorker`: no isolation, lowest latency). Both implement the small
+`Worker` interface (start, request, restart, close), so another backend (for
+example a Ray actor) can replace them without touching the environment.
+
+Run as `python -m compilerdream.compiler.worker FD` to serve on a socket fd.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .errors import SessionError
+
+#: Observations computed in the worker; derived ones (dicts, norms) are made by the env.
+BASELINE_PIPELINES = {"O0": None, "O3": "default<O3>", "Oz": "default<Oz>"}
+
+
+class SessionServer:
+    """Holds LLVM modules by session id and executes requests on them."""
+
+    def __init__(self, max_cached_programs: int = 8):
+        from . import _core
+
+        self._core = _core
+        self.sessions: dict[int, Any] = {}
+        self.benchmark_of: dict[int, str] = {}
+        # Freshly loaded modules by content hash, so reset() to the same benchmark
+        # clones instead of parsing again; bounded so contexts are freed.
+        self.programs: OrderedDict[str, Any] = OrderedDict()
+        self.max_cached_programs = max_cached_programs
+        self.baselines: dict[str, dict[str, int]] = {}
+
+    # -- requests ------------------------------------------------------------
+    def handle(self, command: str, args: tuple) -> Any:
+        method = getattr(self, "cmd_" + command, None)
+        if method is None:
+            raise ValueError(f"unknown worker command '{command}'")
+        return method(*args)
+
+    def cmd_ping(self) -> str:
+        return str(self._core.LLVM_VERSION)
+
+    def cmd_load(self, sid: int, data: bytes, name: str, sha1: str) -> dict:
+        """Start session `sid` on a program; returns facts about the loaded module."""
+        program = self.programs.get(sha1)
+        if program is None:
+            program = self._core.Module.load(data, name)
+            self.programs[sha1] = program
+            while len(self.programs) > self.max_cached_programs:
+                self.programs.popitem(last=False)
+        else:
+            self.programs.move_to_end(sha1)
+        module = program.clone()
+        self.sessions[sid] = module
+        self.benchmark_of[sid] = sha1
+        return {
+            "instruction_count": module.instruction_count(),
+            "num_functions": module.num_functions,
+            "num_defined_functions": module.num_defined_functions,
+            "had_debug_info": module.had_debug_info,
+            "triple": module.triple,
+        }
+
+    def cmd_baselines(self, sid: int, names: tuple[str, ...]) -> dict[str, int]:
+        """Baseline costs (IrInstructionCountOz, ObjectTextSizeO0, ...) of the session's original program."""
+        sha1 = self.benchmark_of[sid]
+        cache = self.baselines.setdefault(sha1, {})
+        missing = [n for n in names if n not in cache]
+        if missing:
+            program = self.programs.get(sha1)
+            if program is None:
+                raise SessionError("the session's original program is no longer cached; reset the environment")
+            for level in ("O0", "O3", "Oz"):
+                wanted = [n for n in missing if n.endswith(level)]
+                if not wanted:
+                    continue
+                module = program.clone()
+                if BASELINE_PIPELINES[level]:
+                    module.apply(BASELINE_PIPELINES[level])
+                for name in wanted:
+                    cache[name] = (
+                        module.instruction_count()
+                        if name.startswith("IrInstructionCount")
+                        else module.object_text_size()
+                    )
+        return {n: cache[n] for n in names}
+
+    def cmd_step(self, sid: int, pipelines: list[str], observations: tuple[str, ...]) -> tuple[list[bool], dict]:
+        module = self._session(sid)
+        changed = [bool(module.apply(p)) for p in pipelines]
+        return changed, self._observe(module, observations)
+
+    def cmd_observe(self, sid: int, observations: tuple[str, ...]) -> dict:
+        return self._observe(self._session(sid), observations)
+
+    def cmd_fork(self, sid: int, new_sid: int) -> None:
+        self.sessions[new_sid] = self._session(sid).clone()
+        self.benchmark_of[new_sid] = self.benchmark_of[sid]
+
+    def cmd_close(self, sid: int) -> None:
+        self.sessions.pop(sid, None)
+        self.benchmark_of.pop(sid, None)
+
+    def cmd_debug(self, what: str, seconds: float = 0.0) -> None:
+        """Fault injection for tests, enabled only with COMPILERDREAM_DEBUG_HOOKS=1."""
+        if os.environ.get("COMPILERDREAM_DEBUG_HOOKS") != "1":
+            raise ValueError("debug hooks are disabled")
+        if what == "abort":
+            os.abort()
+        if what == "hang":
+            time.sleep(seconds)
+
+    # -- helpers ---------------------------------------------------------------
+    def _session(self, sid: int):
+        try:
+            return self.sessions[sid]
+        except KeyError:
+            raise SessionError(f"no compiler session {sid} in this worker", "SessionNotFound") from None
+
+    def _observe(self, module, names: tuple[str, ...]) -> dict:
+        out: dict[str, Any] = {}
+        for name in names:
+            if name == "IrInstructionCount":
+                out[name] = module.instruction_count()
+            elif name == "Autophase":
+                out[name] = module.autophase()
+            elif name == "InstCount":
+                out[name] = module.instcount()
+            elif name == "Ir":
+                out[name] = module.ir()
+            elif name == "IrSha1":
+                out[name] = hashlib.sha1(module.ir().encode()).hexdigest()
+            elif name == "Bitcode":
+                out[name] = module.bitcode()
+            elif name == "ObjectTextSizeBytes":
+                out[name] = module.object_text_size()
+            elif name == "Verify":
+                out[name] = module.verify()
+            else:
+                raise ValueError(f"worker cannot compute observation '{name}'")
+        return out
+
+
+class Worker:
+    """Interface of a session backend. `request` raises SessionError when the backend died or timed out."""
+
+    generation = 0  # incremented on every (re)start: sessions of older generations are gone
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def request(self, command: str, *args, timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        self.close()
+        self.start()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def new_session_id(self) -> int:
+        self._next_sid = getattr(self, "_next_sid", 0) + 1
+        return self._next_sid
+
+
+class InProcessWorker(Worker):
+    """Runs sessions in the calling process: fastest, but an LLVM abort ends the caller."""
+
+    def __init__(self) -> None:
+        self.server: SessionServer | None = None
+
+    def start(self) -> None:
+        self.server = SessionServer()
+        self.generation += 1
+
+    def request(self, command: str, *args, timeout: float | None = None) -> Any:
+        if self.server is None:
+            self.start()
+        return self.server.handle(command, args)
+
+    def close(self) -> None:
+        self.server = None
+
+
+_REMOTE_ERRORS = (ValueError, KeyError, TypeError, SessionError)
+
+
+class ProcessWorker(Worker):
+    """A child process serving one SessionServer over a socket pair."""
+
+    def __init__(self, default_timeout: float = 60.0) -> None:
+        self.default_timeout = default_timeout
+        self.process: subprocess.Popen | None = None
+        self.conn: Connection | None = None
+        self._stderr = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        parent_sock, child_sock = socket.socketpair()
+        self._stderr = tempfile.TemporaryFile(prefix="compilerdream-worker-")
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", "1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "compilerdream.compiler.worker", str(child_sock.fileno())],
+            pass_fds=(child_sock.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            env=env,
+            start_new_session=True,  # Ctrl-C goes to the parent, which closes us cleanly
+        )
+        child_sock.close()
+        self.conn = Connection(parent_sock.detach())
+        self.generation += 1
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def request(self, command: str, *args, timeout: float | None = None) -> Any:
+        with self._lock:
+            if not self.alive:
+                self.restart()
+            timeout = self.default_timeout if timeout is None else timeout
+            try:
+                self.conn.send((command, args))
+                if not self.conn.poll(timeout):
+                    self._kill()
+                    raise SessionError(
+                        f"compiler worker did not answer '{command}' within {timeout:g}s; it was killed and will be replaced",
+                        "TimeoutError",
+                    )
+                status, payload = self.conn.recv()
+            except (EOFError, OSError, BrokenPipeError) as exc:
+                details = self._death_details()
+                self._kill()
+                raise SessionError(f"compiler worker died during '{command}': {details}", "SessionCrash", details) from exc
+        if status == "ok":
+            return payload
+        kind, message = payload
+        errors = {cls.__name__: cls for cls in _REMOTE_ERRORS}
+        if kind in errors and kind != "SessionError":
+            raise errors[kind](message)
+        raise SessionError(message, kind)
+
+    def _death_details(self) -> str:
+        code = None
+        if self.process is not None:
+            try:
+                code = self.process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
+        reason = f"exit status {code}"
+        if code is not None and code < 0:
+            try:
+                reason = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                reason = f"killed by signal {-code}"
+        tail = ""
+        if self._stderr is not None:
+            try:
+                self._stderr.seek(0)
+                lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+                tail = " | ".join(lines[-3:])
+            except OSError:
+                pass
+        return reason + (f"; LLVM said: {tail}" if tail else "")
+
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.process.kill()
+            self.process.wait()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.process = None
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None and self.conn is not None:
+            try:
+                self.conn.send(("__exit__", ()))
+                self.process.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._kill()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self._kill()
+        except Exception:
+            pass
+
+
+def make_worker(isolation: str = "process", timeout: float = 60.0) -> Worker:
+    """A session backend: 'process' (crash-safe, default) or 'none' (in-process)."""
+    if isolation == "process":
+        return ProcessWorker(default_timeout=timeout)
+    if isolation in ("none", "inprocess", "in-process"):
+        return InProcessWorker()
+    raise ValueError(f"unknown isolation '{isolation}': use 'process' or 'none'")
+
+
+def serve(fd: int) -> None:
+    """Worker main loop: answer (command, args) messages until EOF or '__exit__'."""
+    conn = Connection(fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = SessionServer()
+    while True:
+        try:
+            command, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        if command == "__exit__":
+            return
+        try:
+            conn.send(("ok", server.handle(command, args)))
+        except Exception as exc:  # reported to the caller, which re-raises it typed
+            kind = exc.error_type if isinstance(exc, SessionError) else type(exc).__name__
+            conn.send(("error", (kind, str(exc))))
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
