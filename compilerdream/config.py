@@ -17,6 +17,8 @@ import yaml
 __all__ = [
     "Config",
     "ConfigError",
+    "atomic_write_text",
+    "default_config_paths",
     "find_config_file",
     "help_text",
     "is_pattern",
@@ -53,7 +55,7 @@ _Loader.add_implicit_resolver(
 def _read_yaml(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
-            return yaml.load(f, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+            return yaml.load(f, Loader=_Loader)  # _Loader is a SafeLoader
     except OSError as e:
         raise ConfigError(f"Cannot read config file {path}: {e.strerror}") from e
     except yaml.YAMLError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import os
 import sys
 import time
@@ -30,16 +31,28 @@ def _format_number(value: float) -> str:
 
 
 class TerminalOutput:
-    """Prints `[step] name value / name value` lines."""
+    """Prints `[step] name value / name value` lines (only names matching `pattern`, if given).
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    Lines go through tqdm.write when tqdm is importable, so progress bars stay intact.
+    """
+
+    def __init__(self, stream: TextIO | None = None, pattern: str | None = None) -> None:
         self._stream = stream
+        self._pattern = re.compile(pattern) if pattern else None
 
     def write(self, step: int, scalars: Mapping[str, float]) -> None:
+        if self._pattern is not None:
+            scalars = {k: v for k, v in scalars.items() if self._pattern.search(k)}
         if not scalars:
             return
         body = " / ".join(f"{name} {_format_number(value)}" for name, value in scalars.items())
-        print(f"[{step}] {body}", file=self._stream or sys.stdout, flush=True)
+        line = f"[{step}] {body}"
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=self._stream or sys.stdout)
+        except ImportError:
+            print(line, file=self._stream or sys.stdout, flush=True)
 
 
 class JSONLOutput:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from compilerdream.agent.world_model import WorldModel
 
 ArrayLike = Union[np.ndarray, Tensor]
 PolicyState = tuple[State, Tensor]  # (posterior latent (B, ...), previous action (B, A))
-STEP_KEYS = ("action", "reward", "is_first", "is_last", "is_terminal")
+STEP_KEYS = ("action", "reward", "is_first", "is_terminal")  # is_last is not needed by the losses
 POLICY_MODES = ("explore", "train", "eval")
 
 
@@ -42,8 +42,11 @@ class Agent:
     """
 
     def __init__(
-        self, obs_space: Mapping[str, Sequence[int]], num_actions: int, config: Mapping[str, Any],
-        device: Union[str, torch.device] = "cpu",
+        self,
+        obs_space: Mapping[str, Sequence[int]],
+        num_actions: int,
+        config: Mapping[str, Any],
+        device: str | torch.device = "cpu",
     ) -> None:
         self.device = torch.device(device)
         self.obs_space = {key: tuple(int(size) for size in shape) for key, shape in obs_space.items()}
@@ -61,7 +64,7 @@ class Agent:
 
     @torch.no_grad()
     def policy(
-        self, obs: Mapping[str, ArrayLike], state: Optional[PolicyState] = None, mode: str = "train"
+        self, obs: Mapping[str, ArrayLike], state: PolicyState | None = None, mode: str = "train"
     ) -> tuple[np.ndarray, PolicyState]:
         """Choose one-hot actions (B, A) for a batch of observations (B, ...) (REFERENCE §5.4 "Acting").
 
@@ -74,15 +77,21 @@ class Agent:
         inputs = self._to_tensors(obs, self.world_model.encoder.keys)
         batch = next(iter(inputs.values())).shape[0]
         if state is None:
-            state = (self.world_model.rssm.initial(batch, self.device), torch.zeros(batch, self.num_actions,
-                                                                                    device=self.device))
+            state = (
+                self.world_model.rssm.initial(batch, self.device),
+                torch.zeros(batch, self.num_actions, device=self.device),
+            )
         latent, prev_action = state
-        is_first = self._to_tensors(obs, ["is_first"])["is_first"] if "is_first" in obs else torch.zeros(
-            batch, device=self.device)
+        is_first = (
+            self._to_tensors(obs, ["is_first"])["is_first"]
+            if "is_first" in obs
+            else torch.zeros(batch, device=self.device)
+        )
         with self.precision.autocast():
             embed = self.world_model.encoder(inputs)  # (B, E)
-            latent, _ = self.world_model.rssm.obs_step(latent, prev_action, embed, is_first,
-                                                       sample=not self.eval_state_mean)
+            latent, _ = self.world_model.rssm.obs_step(
+                latent, prev_action, embed, is_first, sample=not self.eval_state_mean
+            )
             dist = self.behavior.acting_actor()(self.world_model.rssm.get_feat(latent))
         if mode == "eval":
             action = add_action_noise(dist.mode() if self.eval_deter else dist.sample(), self.eval_noise)
@@ -93,12 +102,10 @@ class Agent:
 
     # -------------------------------------------------------------- learning
 
-    def train(
-        self, batch: Mapping[str, ArrayLike], state: Optional[State] = None
-    ) -> tuple[State, dict[str, float]]:
+    def train(self, batch: Mapping[str, ArrayLike], state: State | None = None) -> tuple[State, dict[str, float]]:
         """One world-model update and one actor-critic update on a batch of (B, T) sequences (REFERENCE §5.3-5.4).
 
-        batch: the obs keys plus `action` (B, T, A; zeros at reset), `reward`, `is_first`, `is_last`, `is_terminal`
+        batch: the obs keys plus `action` (B, T, A; zeros at reset), `reward`, `is_first`, `is_terminal`
         (B, T). state: give the last returned state only when this batch's rows continue the previous batch's rows;
         by default every row starts from zeros (fixes REFERENCE §5.7/§7 carry-over into unrelated rows).
         Returns (last posterior state (B, ...), metrics as floats).
@@ -115,9 +122,12 @@ class Agent:
 
     @torch.no_grad()
     def imagine_sequence(
-        self, obs: Mapping[str, ArrayLike], actions: Sequence[ArrayLike] | ArrayLike,
-        state_mean: Optional[bool] = None, decode: bool = False,
-    ) -> Union[np.ndarray, tuple[np.ndarray, dict[str, np.ndarray]]]:
+        self,
+        obs: Mapping[str, ArrayLike],
+        actions: Sequence[ArrayLike] | ArrayLike,
+        state_mean: bool | None = None,
+        decode: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
         """Predicted rewards of applying `actions` (L one-hot vectors) to the program observed in `obs` (§4.3).
 
         obs holds one unbatched observation. Its posterior is one step from the zero state with is_first=1 (the mode
@@ -130,8 +140,10 @@ class Agent:
         action_seq = torch.as_tensor(np.asarray(actions, dtype=np.float32), device=self.device)
         action_seq = action_seq.reshape(1, -1, self.num_actions)  # (1, L, A)
         if action_seq.shape[1] == 0:
-            empty = {key: np.zeros((0, head.out_features), np.float32)
-                     for key, head in self.world_model.decoder.heads.items()}
+            empty = {
+                key: np.zeros((0, head.out_features), np.float32)
+                for key, head in self.world_model.decoder.heads.items()
+            }
             return (np.zeros(0, np.float32), empty) if decode else np.zeros(0, np.float32)
         with self.precision.autocast():
             embed = self.world_model.encoder(inputs)  # (1, E)
@@ -167,7 +179,7 @@ class Agent:
         self.behavior.actor_opt.load_state_dict(state["actor_opt"])
         self.behavior.critic_opt.load_state_dict(state["critic_opt"])
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write a checkpoint atomically: a temporary file beside `path`, then `os.replace`."""
         path = os.fspath(path)
         tmp_path = f"{path}.tmp{os.getpid()}"
@@ -178,7 +190,7 @@ class Agent:
             if os.path.exists(tmp_path):
                 os.remove(tmp_path)
 
-    def load(self, path: Union[str, os.PathLike]) -> None:
+    def load(self, path: str | os.PathLike) -> None:
         """Restore a checkpoint written by `save` (tensors are mapped onto this agent's device)."""
         self.load_state_dict(torch.load(os.fspath(path), map_location=self.device, weights_only=True))
 
@@ -188,5 +200,9 @@ class Agent:
         missing = [key for key in keys if key not in data]
         if missing:
             raise KeyError(f"missing input keys {missing}; got {sorted(data)}")
-        return {key: torch.as_tensor(np.asarray(data[key]) if not isinstance(data[key], Tensor) else data[key],
-                                     device=self.device).float() for key in keys}
+        return {
+            key: torch.as_tensor(
+                np.asarray(data[key]) if not isinstance(data[key], Tensor) else data[key], device=self.device
+            ).float()
+            for key in keys
+        }

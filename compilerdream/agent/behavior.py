@@ -21,7 +21,11 @@ def lambda_return(reward: Tensor, value: Tensor, discount: Tensor, bootstrap: Te
     G_t = r_t + d_t·((1-λ)·v_{t+1} + λ·G_{t+1}) with v_T = G_T = bootstrap. Returns G: (B, T).
     """
     assert reward.shape == value.shape == discount.shape and bootstrap.shape == reward.shape[:1], (
-        reward.shape, value.shape, discount.shape, bootstrap.shape)
+        reward.shape,
+        value.shape,
+        discount.shape,
+        bootstrap.shape,
+    )
     next_value = torch.cat([value[:, 1:], bootstrap[:, None]], 1)  # (B, T)
     returns, last = [], bootstrap
     for t in reversed(range(reward.shape[1])):
@@ -67,8 +71,14 @@ class ActorCritic(nn.Module):
     def __init__(self, feat_dim: int, num_actions: int, cfg: Mapping[str, Any], precision: Precision) -> None:
         super().__init__()
         self.precision = precision
-        self.actor = DistHead(feat_dim, "onehot", size=num_actions, unimix=float(cfg["actor.unimix"]),
-                              temp=float(cfg["actor.temp"]), **mlp_options(cfg, "actor"))
+        self.actor = DistHead(
+            feat_dim,
+            "onehot",
+            size=num_actions,
+            unimix=float(cfg["actor.unimix"]),
+            temp=float(cfg["actor.temp"]),
+            **mlp_options(cfg, "actor"),
+        )
         if cfg["actor.dist"] not in ("auto", "onehot"):
             raise ValueError(f"actor.dist {cfg['actor.dist']!r}: only one-hot actions exist for the compiler")
         self.critic = DistHead(feat_dim, cfg["critic.dist"], **mlp_options(cfg, "critic"))
@@ -80,10 +90,11 @@ class ActorCritic(nn.Module):
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
 
         self.reward_perc = bool(cfg["reward_perc"])
-        self.return_normalizer = PercentileNormalizer(float(cfg["reward_perc_params.momentum"]),
-                                                      float(cfg["reward_perc_params.perclo"]),
-                                                      float(cfg["reward_perc_params.perchi"]))
-        self.discount = float(cfg["discount"])
+        self.return_normalizer = PercentileNormalizer(
+            float(cfg["reward_perc_params.momentum"]),
+            float(cfg["reward_perc_params.perclo"]),
+            float(cfg["reward_perc_params.perchi"]),
+        )
         self.lambda_ = float(cfg["discount_lambda"])
         self.horizon = int(cfg["imag_horizon"])
         self.actor_ent = float(cfg["actor_ent"])
@@ -93,7 +104,7 @@ class ActorCritic(nn.Module):
         self.critic_opt = optimizer_from_config("critic", cfg, "critic_opt", [self.critic], precision)
 
     def acting_actor(self) -> DistHead:
-        """The actor used to act: the slow copy when slow targets are on (REFERENCE §7.5)."""
+        """The actor used to act: the slow copy when slow targets are on (REFERENCE §5.4 "Acting", §7.5)."""
         return self.target_actor if self.slow_target else self.actor
 
     def value_critic(self) -> DistHead:
@@ -119,8 +130,15 @@ class ActorCritic(nn.Module):
             value = self.value_critic()(feat).mean()  # (N, H+1)
         weight = torch.cumprod(torch.cat([torch.ones_like(discount[:, :1]), discount[:, :-1]], 1), 1)  # (N, H+1)
         target = lambda_return(reward[:, :-1], value[:, :-1], discount[:, :-1], value[:, -1], self.lambda_)  # (N, H)
-        return {"feat": feat.float(), "action": action, "reward": reward, "discount": discount, "weight": weight,
-                "value": value, "target": target}
+        return {
+            "feat": feat.float(),
+            "action": action,
+            "reward": reward,
+            "discount": discount,
+            "weight": weight,
+            "value": value,
+            "target": target,
+        }
 
     def train_step(self, world_model: WorldModel, start: State, is_terminal: Tensor) -> dict[str, Tensor]:
         """One actor and one critic update from imagined rollouts (REFERENCE §5.4)."""
@@ -145,19 +163,21 @@ class ActorCritic(nn.Module):
         metrics = self.actor_opt.step(actor_loss)
         metrics.update(self.critic_opt.step(critic_loss))
         self.update_slow_targets()
-        metrics.update({
-            "critic": critic_dist.mean().mean().detach(),
-            "critic_slow": value.mean(),
-            "critic_target": target.mean(),
-            "actor_ent": entropy.mean().detach(),
-            "actor_advantage": advantage.mean(),
-            "actor_advantage_std": advantage.std(),
-            "actor_advantage_max": advantage.max(),
-            "ret_EMA_05": self.return_normalizer.low.clone(),
-            "ret_EMA_95": self.return_normalizer.high.clone(),
-            "ret_scale": scale,
-            "ret_offset": offset,
-        })
+        metrics.update(
+            {
+                "critic": critic_dist.mean().mean().detach(),
+                "critic_slow": value.mean(),
+                "critic_target": target.mean(),
+                "actor_ent": entropy.mean().detach(),
+                "actor_advantage": advantage.mean(),
+                "actor_advantage_std": advantage.std(),
+                "actor_advantage_max": advantage.max(),
+                "ret_EMA_05": self.return_normalizer.low.clone(),
+                "ret_EMA_95": self.return_normalizer.high.clone(),
+                "ret_scale": scale,
+                "ret_offset": offset,
+            }
+        )
         return metrics
 
     @torch.no_grad()

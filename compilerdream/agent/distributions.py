@@ -38,6 +38,7 @@ class TwoHot:
 
         `value` (...) is clipped to [low, high]; a value exactly on a bin puts all its weight on that bin.
         """
+        assert value.shape == self.logits.shape[:-1], (value.shape, self.logits.shape)
         value = value.float().clamp(self.bins[0], self.bins[-1])
         flat = value.reshape(-1).contiguous()
         # Index of the first bin strictly above the value, kept in [1, n-1] so that both neighbours exist.

@@ -168,7 +168,7 @@ class Precision:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def grad_scaler(self) -> torch.amp.GradScaler:
-        return torch.amp.GradScaler("cuda", enabled=self.scales_loss)
+        return torch.amp.GradScaler(self.device.type, enabled=self.scales_loss)
 
 
 class Optimizer:
@@ -212,4 +212,3 @@ class Optimizer:
         self.optimizer.load_state_dict(state["optimizer"])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
-

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -64,13 +64,19 @@ class RSSM(nn.Module):
         self.deter, self.stoch, self.discrete, self.unimix = deter, stoch, discrete, unimix
         self.action_dim = action_dim
         self.feat_dim = stoch * discrete + deter
-        self.img_in = nn.Sequential(linear(stoch * discrete + action_dim, hidden), normalization(norm, hidden),
-                                    activation(act))
+        self.img_in = nn.Sequential(
+            linear(stoch * discrete + action_dim, hidden), normalization(norm, hidden), activation(act)
+        )
         self.gru = LayerNormGRUCell(hidden, deter, norm=norm == "layer")
-        self.img_out = nn.Sequential(linear(deter, hidden), normalization(norm, hidden), activation(act),
-                                     linear(hidden, stoch * discrete))
-        self.obs_out = nn.Sequential(linear(deter + embed_dim, hidden), normalization(norm, hidden), activation(act),
-                                     linear(hidden, stoch * discrete))
+        self.img_out = nn.Sequential(
+            linear(deter, hidden), normalization(norm, hidden), activation(act), linear(hidden, stoch * discrete)
+        )
+        self.obs_out = nn.Sequential(
+            linear(deter + embed_dim, hidden),
+            normalization(norm, hidden),
+            activation(act),
+            linear(hidden, stoch * discrete),
+        )
 
     def initial(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """All-zero state for `batch_size` rows (REFERENCE §5.2: the initial state is zeros)."""
@@ -121,7 +127,7 @@ class RSSM(nn.Module):
         return {"deter": prior["deter"], "stoch": stoch, "logit": logit}, prior
 
     def observe(
-        self, embed: Tensor, actions: Tensor, is_first: Tensor, state: Optional[State] = None, sample: bool = True
+        self, embed: Tensor, actions: Tensor, is_first: Tensor, state: State | None = None, sample: bool = True
     ) -> tuple[State, State]:
         """Filter a sequence: embed (B, T, E), actions (B, T, A), is_first (B, T) -> (post, prior) of (B, T, ...).
 
@@ -129,7 +135,10 @@ class RSSM(nn.Module):
         """
         batch, length = embed.shape[:2]
         assert actions.shape[:2] == (batch, length) and is_first.shape == (batch, length), (
-            embed.shape, actions.shape, is_first.shape)
+            embed.shape,
+            actions.shape,
+            is_first.shape,
+        )
         state = self.initial(batch, embed.device) if state is None else state
         posts, priors = [], []
         for t in range(length):

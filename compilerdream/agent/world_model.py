@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from compilerdream.agent.networks import Decoder, DistHead, Encoder, Optimizer, Precision, mlp_options, vector_keys
@@ -41,8 +40,9 @@ class WorldModel(nn.Module):
     def __init__(self, obs_space: Mapping[str, tuple], num_actions: int, cfg: Mapping[str, Any], precision: Precision):
         super().__init__()
         self.precision = precision
-        self.encoder = Encoder(obs_space, cfg["encoder.mlp_keys"], **mlp_options(cfg, "encoder", "mlp_layers",
-                                                                                  "mlp_units"))
+        self.encoder = Encoder(
+            obs_space, cfg["encoder.mlp_keys"], **mlp_options(cfg, "encoder", "mlp_layers", "mlp_units")
+        )
         self.rssm = RSSM(
             embed_dim=self.encoder.out_dim,
             action_dim=num_actions,
@@ -72,22 +72,27 @@ class WorldModel(nn.Module):
         self.discount_emph = float(cfg["discount_emph"])
         self.to(precision.device)  # before the optimiser, so that it holds the parameters on their final device
         self.model_opt = optimizer_from_config(
-            "model", cfg, "model_opt", [self.encoder, self.rssm, self.decoder, self.reward_head, self.discount_head],
-            precision)
+            "model",
+            cfg,
+            "model_opt",
+            [self.encoder, self.rssm, self.decoder, self.reward_head, self.discount_head],
+            precision,
+        )
 
     def discount_target(self, is_terminal: Tensor) -> Tensor:
         """(1 - is_terminal)·discount: the soft target of the discount head (REFERENCE §5.2)."""
         return (1.0 - is_terminal.float()) * self.discount
 
-    def loss(self, batch: Mapping[str, Tensor], state: Optional[State] = None) -> tuple[Tensor, State, dict]:
+    def loss(self, batch: Mapping[str, Tensor], state: State | None = None) -> tuple[Tensor, State, dict]:
         """World-model loss of one batch of (B, T) sequences; returns (loss, posterior states, metrics)."""
         with self.precision.autocast():
             embed = self.encoder(batch)  # (B, T, E)
             post, prior = self.rssm.observe(embed, batch["action"], batch["is_first"], state)
             feat = self.rssm.get_feat(post)  # (B, T, F)
             assert feat.shape[:2] == embed.shape[:2], (feat.shape, embed.shape)
-            kl_loss, kl_value = kl_balance_loss(post["logit"], prior["logit"], self.kl_free, self.kl_balance,
-                                                self.kl_forward)
+            kl_loss, kl_value = kl_balance_loss(
+                post["logit"], prior["logit"], self.kl_free, self.kl_balance, self.kl_forward
+            )
             losses = {"kl": kl_loss}
 
             def head_input(name: str) -> Tensor:
@@ -109,7 +114,7 @@ class WorldModel(nn.Module):
         metrics["post_ent"] = self.rssm.get_dist(post).entropy().sum(-1).mean().detach()
         return model_loss, post, metrics
 
-    def train_step(self, batch: Mapping[str, Tensor], state: Optional[State] = None) -> tuple[State, State, dict]:
+    def train_step(self, batch: Mapping[str, Tensor], state: State | None = None) -> tuple[State, State, dict]:
         """One Adam step on the world model (REFERENCE §5.3).
 
         batch: tensors (B, T, ...) on the model's device. state: posterior state (B, ...) to continue from, or None to

@@ -457,7 +457,7 @@ class LlvmEnv(gym.Env):
         Run it with opt-19 on the benchmark file and the result has the same
         instruction count as this environment's module.
         """
-        return commandline_for(self._pipelines)
+        return commandline_for(self._pipelines, strip_debug=bool(self._load_info.get("had_debug_info")))
 
     @property
     def state(self) -> CompilerEnvState:

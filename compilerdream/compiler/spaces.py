@@ -166,13 +166,28 @@ def canonical_pipeline(pipeline: str) -> str:
         raise UnknownNameError(f"unknown pass or malformed pipeline '{pipeline}': {exc}") from None
 
 
+#: Written between the pipelines of consecutive steps in a printed command line.
+STEP_SEPARATOR = ",invalidate<all>,"
+
 _PASSES_RE = re.compile(r"-passes=(?P<q>['\"]?)(?P<p>.*?)(?P=q)(?:\s|$)")
 
 
-def commandline_for(pipelines: Sequence[str], input_name: str = "input.bc", output_name: str = "output.bc") -> str:
-    """An `opt` command that applies `pipelines` in order, as our engine does."""
-    text = ",".join(canonical_pipeline(p) for p in pipelines) if pipelines else "no-op-module"
-    return f"opt -passes={shlex.quote(text)} {input_name} -o {output_name}"
+def commandline_for(
+    pipelines: Sequence[str], input_name: str = "input.bc", output_name: str = "output.bc", strip_debug: bool = False
+) -> str:
+    """An `opt` command that applies `pipelines` in order, as our engine does.
+
+    `strip_debug` adds opt's `-strip-debug` (llvm::StripDebugInfo, as the engine does at
+    load): needed for inputs with debug info, where e.g. insert-gcov-profiling acts
+    only if llvm.dbg.cu is present.
+    """
+    # The engine runs every pipeline with fresh analysis managers; opt shares one
+    # cache across the whole -passes string, and cached analyses (e.g. SCEV after
+    # licm) can change what later passes do. invalidate<all> between steps makes
+    # opt start each one from a clean cache, as the engine does.
+    text = STEP_SEPARATOR.join(canonical_pipeline(p) for p in pipelines) if pipelines else "no-op-module"
+    strip = "-strip-debug " if strip_debug else ""
+    return f"opt {strip}-passes={shlex.quote(text)} {input_name} -o {output_name}"
 
 
 def parse_commandline_flags(commandline: str) -> list[int]:
@@ -195,7 +210,7 @@ def parse_commandline_flags(commandline: str) -> list[int]:
                     i += n
                     break
             else:
-                if pipelines[i] == "no-op-module":
+                if pipelines[i] in ("no-op-module", "invalidate<all>"):
                     i += 1
                     continue
                 raise UnknownNameError(f"pipeline element '{pipelines[i]}' does not correspond to a CompilerGym flag")

@@ -218,7 +218,10 @@ class ProcessWorker(Worker):
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "compilerdream.compiler.worker", str(child_sock.fileno())],
+            # Not `-m compilerdream.compiler.worker`: the package imports this module first,
+            # and runpy's RuntimeWarning about it would fill the crash details.
+            [sys.executable, "-c", "import sys; from compilerdream.compiler.worker import serve; serve(int(sys.argv[1]))",
+             str(child_sock.fileno())],
             pass_fds=(child_sock.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -284,6 +287,11 @@ class ProcessWorker(Worker):
         return reason + (f"; LLVM said: {tail}" if tail else "")
 
     def _kill(self) -> None:
+        if self.process is not None:
+            # The sessions died with the process: say so now, so that envs sharing this
+            # worker (forks) see the new generation and replay instead of asking the
+            # next process for sessions it never had.
+            self.generation += 1
         if self.process is not None and self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)

@@ -13,6 +13,15 @@ NUM_ACTIONS = 3
 OBS_SPACE = {"autophase": (6,), "action_histogram": (NUM_ACTIONS,)}
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny nets run faster on one thread, and 2-thread OpenMP stalls badly when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_config(**overrides) -> dict:
     config = dict(AGENT_DEFAULTS, **{"rssm.hidden": 16, "rssm.deter": 16, "rssm.stoch": 4, "rssm.discrete": 4})
     for block in ("encoder", "decoder"):
@@ -95,8 +104,7 @@ def test_imagined_rollout_weights_start_from_the_true_discount():
 
 
 def test_slow_targets_are_copied_on_the_first_update_and_then_every_period():
-    world_model, behavior = build(tiny_config(**{"slow_target_update": 2, "actor_opt.lr": 1e-2,
-                                                 "critic_opt.lr": 1e-2}))
+    world_model, behavior = build(tiny_config(**{"slow_target_update": 2, "actor_opt.lr": 1e-2, "critic_opt.lr": 1e-2}))
     start, is_terminal = posterior(world_model), torch.zeros(2, 3)
 
     def same(online, slow) -> bool:
@@ -114,9 +122,23 @@ def test_slow_targets_are_copied_on_the_first_update_and_then_every_period():
 def test_actor_critic_metrics_and_normalizer_updates():
     world_model, behavior = build(tiny_config())
     metrics = behavior.train_step(world_model, posterior(world_model), torch.zeros(2, 3))
-    expected = {"actor_loss", "actor_grad_norm", "critic_loss", "critic_grad_norm", "critic", "critic_slow",
-                "critic_target", "actor_ent", "actor_advantage", "actor_advantage_std", "actor_advantage_max",
-                "ret_EMA_05", "ret_EMA_95", "ret_scale", "ret_offset"}
+    expected = {
+        "actor_loss",
+        "actor_grad_norm",
+        "critic_loss",
+        "critic_grad_norm",
+        "critic",
+        "critic_slow",
+        "critic_target",
+        "actor_ent",
+        "actor_advantage",
+        "actor_advantage_std",
+        "actor_advantage_max",
+        "ret_EMA_05",
+        "ret_EMA_95",
+        "ret_scale",
+        "ret_offset",
+    }
     assert expected <= set(metrics)
     assert all(torch.isfinite(torch.as_tensor(value)) for value in metrics.values())
     assert metrics["ret_scale"].item() == 1.0  # tiny early returns: the floor at 1

@@ -103,7 +103,9 @@ def test_unit_gaussian_log_prob_is_minus_half_squared_error_summed():
     # -0.5·((0-1)² + (4-2)²) = -0.5·5 = -2.5
     assert dist.log_prob(torch.tensor([[0.0, 4.0]])).tolist() == [-2.5]
     assert UnitGaussian(torch.tensor([1.0, 2.0]), event_dims=0).log_prob(torch.tensor([0.0, 4.0])).tolist() == [
-        -0.5, -2.0]
+        -0.5,
+        -2.0,
+    ]
 
 
 def test_bernoulli_soft_target_log_prob():

@@ -41,8 +41,9 @@ def test_observe_and_imagine_shapes():
     assert rssm.get_feat(post).shape == (batch, length, STOCH * CLASSES + DETER)
 
     start = {key: value[:, -1] for key, value in post.items()}
-    states, imagined_actions = rssm.imagine(lambda feat: torch.eye(ACTIONS)[torch.zeros(len(feat), dtype=torch.long)],
-                                            start, horizon)
+    states, imagined_actions = rssm.imagine(
+        lambda feat: torch.eye(ACTIONS)[torch.zeros(len(feat), dtype=torch.long)], start, horizon
+    )
     assert states["deter"].shape == (batch, horizon + 1, DETER)
     assert torch.equal(states["deter"][:, 0], start["deter"])
     assert imagined_actions.shape == (batch, horizon + 1, ACTIONS)

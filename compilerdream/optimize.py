@@ -1,0 +1,461 @@
+"""`compilerdream optimize`: one program, the best pass sequence found within a budget, never worse than -Oz (REFERENCE §3, §6.8).
+
+With a checkpoint the agent's guided search runs (REFERENCE §3); without one, search
+alone: greedy search started from -Oz's output, greedy from -O0, then random search
+(REFERENCE §6.8) share the budget. The result is replayed and measured, compared
+with -Oz (instruction count), optionally validated by running the program, and
+written as bitcode with the `opt` command line that reproduces it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .compiler.benchmarks import C_SUFFIXES, IR_SUFFIXES, Benchmark
+from .compiler.env import LlvmEnv
+from .compiler.errors import CompilerDreamError
+from .compiler.metrics import reduction
+from .compiler.search import (
+    REWARD_SPACE,
+    Budget,
+    BudgetExhausted,
+    GreedySearch,
+    RandomSearch,
+    SearchContext,
+    SearchPolicy,
+    search_benchmark,
+)
+from .compiler.toolchain import find_tool
+from .compiler.validation import SemanticsResult, miscompile_report, validate_semantics, write_miscompiles
+
+OZ_PIPELINE = "default<Oz>"
+DEFAULT_SECONDS = 60.0  # the reference's guided-search wall time per benchmark (§3)
+PROG = "compilerdream optimize"
+
+
+class UsageError(Exception):
+    """A bad command line (exit code 2)."""
+
+
+class InputError(Exception):
+    """The input program cannot be read, compiled or parsed (exit code 2)."""
+
+
+# ----------------------------------------------------------------- search alone
+class _PhaseContext:
+    """A SearchContext seen through a phase: its own budget threshold and an optional starting pipeline."""
+
+    def __init__(self, ctx: SearchContext, over: Callable[[], bool], start: str | None):
+        self._ctx, self._over, self._start = ctx, over, start
+
+    def __getattr__(self, name: str):
+        return getattr(self._ctx, name)
+
+    @property
+    def exhausted(self) -> bool:
+        return self._ctx.exhausted or self._over()
+
+    def step(self, action) -> tuple[float, bool]:
+        if self._over():
+            raise BudgetExhausted
+        return self._ctx.step(action)
+
+    def reset(self) -> None:
+        self._ctx.reset()
+        if self._start:
+            self.step(self._start)
+
+    def fork(self) -> _PhaseContext:
+        return _PhaseContext(self._ctx.fork(), self._over, None)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One method run until `until` (a fraction of the budget, cumulative) is spent."""
+
+    label: str
+    policy: SearchPolicy
+    start: str | None
+    until: float
+
+
+class SearchAlone(SearchPolicy):
+    """Baseline searches sharing one budget: greedy from -Oz, greedy from -O0, then random search.
+
+    Each phase runs until it converges or its cumulative share of the budget is spent;
+    what a phase leaves unused goes to the next. The best prefix over all phases wins.
+    """
+
+    name = "search"
+
+    def __init__(self, budget: Budget, phases: Sequence[Phase] | None = None):
+        self.budget = budget
+        self.phases = list(phases) if phases is not None else [
+            Phase("greedy from -Oz", GreedySearch(), OZ_PIPELINE, 0.4),
+            Phase("greedy from -O0", GreedySearch(), None, 0.6),
+            Phase("random search", RandomSearch(), None, 1.0),
+        ]  # fmt: skip
+
+    def describe(self) -> str:
+        return ", then ".join(p.label for p in self.phases)
+
+    def _over(self, ctx: SearchContext, fraction: float) -> Callable[[], bool]:
+        b = self.budget
+
+        def over() -> bool:
+            if b.compilations is not None and ctx.compilations >= fraction * b.compilations:
+                return True
+            return b.seconds is not None and ctx.elapsed >= fraction * b.seconds
+
+        return over
+
+    def search(self, ctx: SearchContext) -> None:
+        for phase in self.phases:
+            if ctx.exhausted:
+                return
+            phased = _PhaseContext(ctx, self._over(ctx, phase.until), phase.start)
+            try:
+                phase.policy.search(phased)  # type: ignore[arg-type]
+            except BudgetExhausted:
+                continue
+
+
+# ----------------------------------------------------------------- guided search
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
+    if device != "auto":
+        return device
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def load_guided(checkpoint: str | None, device: str = "auto") -> tuple[SearchPolicy | None, str]:
+    """The agent's guided-search policy, or (None, why not) when it cannot be used.
+
+    A missing checkpoint directory is a usage error (raised); an agent package that
+    cannot be imported (not installed, torch missing) is a fallback, explained.
+    """
+    if not checkpoint:
+        return None, "no checkpoint given"
+    if not os.path.isdir(checkpoint):
+        raise UsageError(f"checkpoint directory not found: {checkpoint}")
+    try:
+        from .search import load_guided_policy  # type: ignore[attr-defined]
+    except ImportError as exc:
+        return None, f"guided search is unavailable ({exc})"
+    try:
+        return load_guided_policy(checkpoint, resolve_device(device)), ""
+    except Exception as exc:  # a broken checkpoint must not end in a traceback
+        raise UsageError(f"cannot load checkpoint {checkpoint}: {type(exc).__name__}: {exc}") from None
+
+
+# ----------------------------------------------------------------- candidates
+@dataclass
+class Candidate:
+    """A measured optimized module: how it was made and what it costs."""
+
+    method: str
+    actions: list
+    passes: str  # the -passes= argument that reproduces it
+    instructions: int
+    text_size: int
+    bitcode: bytes = field(repr=False, default=b"")
+
+
+def _passes_of(commandline: str) -> str:
+    for token in shlex.split(commandline):
+        if token.startswith(("-passes=", "--passes=")):
+            return token.split("=", 1)[1]
+    return "no-op-module"
+
+
+def measure(env: LlvmEnv, benchmark: Benchmark, actions: list, method: str) -> Candidate:
+    """Replay `actions` on a fresh copy of the benchmark and measure the module."""
+    env.reset(benchmark=benchmark)
+    if actions:
+        _, _, died, _, info = env.multistep(actions)
+        if died:
+            raise CompilerDreamError(f"replaying the {method} sequence failed: {info.get('error_details')}")
+    passes = OZ_PIPELINE if actions == [OZ_PIPELINE] else _passes_of(env.commandline())
+    return Candidate(
+        method=method,
+        actions=[a if isinstance(a, str) else int(a) for a in actions],
+        passes=passes,
+        instructions=int(env.observation["IrInstructionCount"]),
+        text_size=int(env.observation["ObjectTextSizeBytes"]),
+        bitcode=bytes(env.observation["Bitcode"]),
+    )
+
+
+# ----------------------------------------------------------------- command line
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+_positive_float.__name__ = "positive number"
+_positive_int.__name__ = "positive integer"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Optimize one program for code size; never worse than -Oz.")
+    p.add_argument("input", help="a .c, .cc, .ll or .bc file")
+    p.add_argument("--checkpoint", default=None, help="trained agent directory: guided search (else search alone)")
+    p.add_argument("--search-seconds", type=_positive_float, default=None, help=f"wall-clock budget (default {DEFAULT_SECONDS:g} s)")
+    p.add_argument("--search-compilations", type=_positive_int, default=None, help="budget in compilations (applied passes)")
+    p.add_argument("-o", "--output", default=None, help="optimized bitcode (default ./<stem>.opt.bc)")
+    p.add_argument("--validate", action="store_true", help="run the program before and after; a mismatch is a miscompile")
+    p.add_argument("--validate-timeout", type=_positive_float, default=10.0, help="seconds per program run (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--action-space", default="NoLimit")
+    p.add_argument("--device", default="auto", help="for guided search: cpu, cuda or auto")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    if args.search_seconds is None and args.search_compilations is None:
+        args.search_seconds = DEFAULT_SECONDS
+    return args
+
+
+_VALUE_OPTIONS = {"--checkpoint", "--search-seconds", "--search-compilations", "-o", "--output", "--validate-timeout", "--seed", "--action-space", "--device"}
+
+
+def _input_name(argv: Sequence[str]) -> str:
+    """Best guess at the input argument, for error lines produced before parsing succeeds."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _VALUE_OPTIONS:
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return "<no input>"
+
+
+# ----------------------------------------------------------------- the job
+def load_input(path: str) -> Benchmark:
+    """Read/compile the input; every failure becomes an InputError with one clear line."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found")
+    if p.is_dir():
+        raise InputError("is a directory, not a program file")
+    if p.suffix.lower() not in C_SUFFIXES + IR_SUFFIXES:
+        raise InputError(f"unsupported file type '{p.suffix}': expected .c, .cc, .ll or .bc")
+    try:
+        return Benchmark.from_file(p)
+    except CompilerDreamError as exc:
+        raise InputError(_one_line(str(exc))) from None
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " | ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def default_output(input_path: str) -> str:
+    return os.path.join(".", Path(input_path).stem + ".opt.bc")
+
+
+def reproduce_commands(benchmark: Benchmark, input_path: str, passes: str, output: str) -> list[str]:
+    """Shell commands that rebuild the result: clang (for sources) then opt with the pipeline."""
+    opt = os.path.basename(find_tool("opt", required=False) or "opt")
+    suffix = Path(input_path).suffix.lower()
+    lines = []
+    if suffix in C_SUFFIXES:
+        clang_name = "clang++" if suffix != ".c" else "clang"
+        clang = os.path.basename(find_tool(clang_name, required=False) or clang_name)
+        bitcode = Path(input_path).stem + ".bc"
+        lines.append(shlex.join([clang, "-emit-llvm", "-c", "-w", *benchmark.frontend_flags, input_path, "-o", bitcode]))
+    else:
+        bitcode = input_path
+    lines.append(shlex.join([opt, f"-passes={passes}", bitcode, "-o", output]))
+    return lines
+
+
+def _search(args, benchmark: Benchmark, budget: Budget) -> tuple[list, str, str]:
+    """Run guided search or search alone; returns (best actions, method name, note for the user)."""
+    guided, why_not = load_guided(args.checkpoint, args.device)
+    if guided is not None:
+        policy: SearchPolicy = guided
+        note = f"guided search with the agent in {args.checkpoint} within {budget.describe()}"
+    else:
+        policy = SearchAlone(budget)
+        note = f"{why_not}, so search alone ({policy.describe()}) within {budget.describe()}"
+    result = search_benchmark(policy, benchmark, budget, action_space=args.action_space, seed=args.seed)
+    if result.error:
+        raise CompilerDreamError(f"search failed: {result.error}")
+    return list(result.best_actions), policy.name, note
+
+
+def _validate(benchmark: Benchmark, cand: Candidate, timeout: float, reports: list) -> SemanticsResult:
+    verdict = validate_semantics(benchmark.data, cand.bitcode, timeout=timeout)
+    if verdict.miscompiled:
+        reports.append(
+            miscompile_report(
+                benchmark.uri, f"opt -passes={shlex.quote(cand.passes)} input.bc -o output.bc", verdict,
+                pass_sequence=cand.actions, method=cand.method, instructions=cand.instructions,
+            )
+        )  # fmt: skip
+    return verdict
+
+
+def optimize(args: argparse.Namespace, benchmark: Benchmark, env: LlvmEnv, say: Callable[[str], None]) -> dict:
+    """Search, pick the result (never worse than -Oz), validate, write. Returns the JSON summary."""
+    budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
+    env.reset(benchmark=benchmark)
+    o0, oz = int(env.observation["IrInstructionCountO0"]), int(env.observation["IrInstructionCountOz"])
+    text_oz = int(env.observation["ObjectTextSizeOz"])
+    actions, method, note = _search(args, benchmark, budget)
+    say(f"search: {note}")
+    oz_cand = measure(env, benchmark, [OZ_PIPELINE], "-Oz")
+    chosen = measure(env, benchmark, actions, method) if actions else oz_cand
+    notes = [note]
+    if chosen is not oz_cand and chosen.instructions >= oz_cand.instructions:
+        notes.append(f"{method} found {chosen.instructions} instructions, not fewer than -Oz's {oz}: returning -Oz's output")
+        say(notes[-1])
+        chosen = oz_cand
+    elif chosen is oz_cand:
+        notes.append("search found no improvement: returning -Oz's output")
+        say(notes[-1])
+    reports: list[dict] = []
+    validation = None
+    if args.validate:
+        verdict = _validate(benchmark, chosen, args.validate_timeout, reports)
+        if verdict.miscompiled and chosen is not oz_cand:
+            notes.append(f"MISCOMPILE by the {method} sequence ({verdict.reason}): falling back to -Oz's output")
+            say(notes[-1])
+            chosen = oz_cand
+            verdict = _validate(benchmark, chosen, args.validate_timeout, reports)
+        validation = {"status": verdict.status, "reason": verdict.reason or verdict.skip_reason}
+        say(f"validation: {verdict.status} ({verdict.reason or verdict.skip_reason})")
+    summary = {
+        "input": args.input,
+        "benchmark": benchmark.uri,
+        "method": chosen.method,
+        "actions": chosen.actions,
+        "passes": chosen.passes,
+        "O0": o0,
+        "Oz": oz,
+        "result": chosen.instructions,
+        "reduction": reduction(oz, chosen.instructions),
+        "text_size": chosen.text_size,
+        "text_size_oz": text_oz,
+        "validation": validation,
+        "notes": notes,
+        "output": None,
+    }
+    if reports:
+        report_path = os.path.splitext(args.output)[0] + ".miscompile.json"
+        summary["miscompile_report"] = write_miscompiles(reports, report_path)
+        say(f"miscompile report written to {report_path}")
+    if validation and validation["status"] == "miscompile":
+        return summary  # even -Oz's output differs: nothing trustworthy to write
+    _write_output(args.output, chosen.bitcode)
+    summary["output"] = args.output
+    summary["reproduce"] = reproduce_commands(benchmark, args.input, chosen.passes, args.output)
+    return summary
+
+
+def _write_output(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def print_summary(summary: dict) -> None:
+    """The human-readable result."""
+    o0, oz, res = summary["O0"], summary["Oz"], summary["result"]
+    print(f"instruction count: -O0 {o0}, -Oz {oz}, result {res} ({summary['method']}; Oz/result = {summary['reduction']:.4f}x)")
+    print(f".text size: result {summary['text_size']} bytes, -Oz {summary['text_size_oz']} bytes")
+    print(f"pipeline: -passes='{summary['passes']}'")
+    if summary.get("output"):
+        print(f"wrote {summary['output']}")
+        print("reproduce with:")
+        for line in summary["reproduce"]:
+            print(f"  {line}")
+
+
+def _check_output_path(args: argparse.Namespace) -> None:
+    args.output = args.output or default_output(args.input)
+    if os.path.abspath(args.output) == os.path.abspath(args.input) or (
+        os.path.exists(args.output) and os.path.samefile(args.output, args.input)
+    ):
+        raise UsageError(f"refusing to overwrite the input {args.input}: choose another -o")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `compilerdream optimize`; returns the exit code (2: bad input, 1: no valid result)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {_input_name(argv)}: {exc}", file=sys.stderr)
+        return 2
+    say = (lambda _msg: None) if args.json else print
+    env: LlvmEnv | None = None
+    try:
+        benchmark = load_input(args.input)
+        _check_output_path(args)
+        env = LlvmEnv(reward_space=REWARD_SPACE, action_space=args.action_space)
+        try:
+            env.reset(benchmark=benchmark)
+        except CompilerDreamError as exc:
+            raise InputError(_one_line(str(exc))) from None
+        summary = optimize(args, benchmark, env, say)
+    except (InputError, UsageError) as exc:
+        print(f"{PROG}: error: {args.input}: {exc}", file=sys.stderr)
+        return 2
+    except CompilerDreamError as exc:
+        print(f"{PROG}: error: {args.input}: {_one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if env is not None:
+            env.close()
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print_summary(summary)
+    if summary["output"] is None:
+        print(f"{PROG}: error: {args.input}: even -Oz's output fails validation; no bitcode written", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
