@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from compilerdream.compiler.errors import CompilerDreamError
 from compilerdream.compiler.metrics import dataset_of, geomean
 
 log = logging.getLogger("compilerdream.driver")
@@ -541,7 +542,11 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     config = main_parse(argv, description="Train the CompilerDream agent (flags: --key value; presets: --configs a b)")
-    run(config, ["train_dreamerv2.py", *argv])
+    try:
+        run(config, ["train_dreamerv2.py", *argv])
+    except CompilerDreamError as exc:
+        print(f"compilerdream: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

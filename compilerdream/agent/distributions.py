@@ -69,8 +69,11 @@ class OneHotCategorical:
 
     def sample(self) -> Tensor:
         """One-hot sample (...,K) whose gradient is that of the probabilities (straight-through)."""
-        index = torch.multinomial(self.probs.reshape(-1, self.probs.shape[-1]).detach(), 1)
-        sample = F.one_hot(index.reshape(self.probs.shape[:-1]), self.probs.shape[-1]).to(self.probs.dtype)
+        # Gumbel-max draws from the same categorical as torch.multinomial, several times faster on CPU.
+        probs = self.probs.detach()
+        uniform = torch.rand_like(probs, dtype=torch.float32).clamp_(1e-20, 1.0)
+        index = (torch.log(probs.float().clamp_min(1e-30)) - torch.log(-torch.log(uniform))).argmax(-1)
+        sample = F.one_hot(index, self.probs.shape[-1]).to(self.probs.dtype)
         return sample + (self.probs - self.probs.detach())
 
     def mode(self) -> Tensor:

@@ -62,10 +62,17 @@ def make(
 def _register_with_gymnasium() -> None:
     import gymnasium
 
-    for env_id in ENV_SPECS:
+    for env_id, spec in ENV_SPECS.items():
         full = f"compilerdream/{env_id}"
         if full not in gymnasium.registry:
-            gymnasium.register(id=full, entry_point="compilerdream.compiler:_gym_entry", kwargs={"env_id": env_id})
+            gymnasium.register(
+                id=full,
+                entry_point="compilerdream.compiler:_gym_entry",
+                kwargs={"env_id": env_id},
+                # Like CompilerGym's, these ids have no observation space by default, which
+                # gymnasium's passive checker (run by gymnasium.make) rejects outright.
+                disable_env_checker="observation_space" not in spec,
+            )
 
 
 def _gym_entry(env_id: str, **kwargs) -> LlvmEnv:

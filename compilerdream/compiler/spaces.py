@@ -120,8 +120,10 @@ class ActionSpace(spaces.Discrete):
 
     def from_string(self, commandline: str) -> list[int]:
         """Parse a command line written by `to_string` (or a CompilerGym `opt -flag ...` one) into actions."""
-        flag_lists = parse_commandline_flags(commandline)
-        lookup = {e: i for i, e in reversed(list(enumerate(self.entries)))}
+        # Flags that LLVM 19 runs as the same pipeline (-ipsccp/-ipconstprop, -dce/-die, ...)
+        # print identically; compare them by one representative on both sides.
+        flag_lists = [_alias_of(i) for i in parse_commandline_flags(commandline)]
+        lookup = {tuple(_alias_of(i) for i in e): i for i, e in reversed(list(enumerate(self.entries)))}
         actions, k = [], 0
         # Greedy longest match so sub-sequence actions are recovered as one action.
         by_len = sorted(set(lookup), key=len, reverse=True)
@@ -135,6 +137,13 @@ class ActionSpace(spaces.Discrete):
                 flag = pass_flags()[flag_lists[k]].flag
                 raise UnknownNameError(f"flag '{flag}' in the command line is not an action of space {self.name}")
         return actions
+
+
+@lru_cache(maxsize=None)
+def _alias_of(flag_index: int) -> int:
+    """The lowest flag index whose pipeline is the same as `flag_index`'s."""
+    target = canonical_pipeline(pass_flags()[flag_index].pipeline)
+    return next(f.index for f in pass_flags() if canonical_pipeline(f.pipeline) == target)
 
 
 @lru_cache(maxsize=None)

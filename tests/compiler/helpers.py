@@ -22,14 +22,21 @@ def run_commandline(opt: str, commandline: str, input_path: Path, output_path: P
     """Run an `opt ... input.bc -o output.bc` command line (env.commandline()) with the real opt."""
     tokens = shlex.split(commandline)
     assert tokens[0] == "opt" and "input.bc" in tokens and "output.bc" in tokens, commandline
-    tokens = [opt] + [str(input_path) if t == "input.bc" else str(output_path) if t == "output.bc" else t for t in tokens[1:]]
+    tokens = [opt] + [
+        str(input_path) if t == "input.bc" else str(output_path) if t == "output.bc" else t for t in tokens[1:]
+    ]
     proc = subprocess.run(tokens, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"opt failed on {commandline}: {proc.stderr[-2000:]}"
 
 
 def opt_instruction_count(opt: str, pipeline: str, input_path: Path, output_path: Path) -> int:
     """Instruction count of `opt -passes=<pipeline> input` (e.g. default<Oz>)."""
-    proc = subprocess.run([opt, f"-passes={pipeline}", str(input_path), "-o", str(output_path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [opt, f"-passes={pipeline}", str(input_path), "-o", str(output_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return count_instructions(output_path)
 

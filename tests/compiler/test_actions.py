@@ -48,19 +48,27 @@ def test_subsequence_spaces_hold_34_sequences_then_40_single_passes():
 
 @pytest.mark.parametrize("space_name", ["NoLimit", "SubseqAutophase"])
 def test_to_string_from_string_round_trip(space_name):
-    """from_string(to_string(actions)) recovers the pipelines of a seeded random action list."""
+    """from_string(to_string(actions)) recovers the pipelines of a seeded random action list.
+
+    Actions are recovered up to aliases: flags LLVM 19 maps to one pass (-barrier and
+    -loop-reroll are no-ops, -constprop is instsimplify, -die is dce, -ipconstprop is ipsccp)
+    print identically, and sub-sequences may be recovered as other sub-sequences.
+    """
     space = action_space(space_name)
-    actions = random_actions(space.n, 20, seed=3)
+    actions = random_actions(space.n, 30, seed=3)
     recovered = space.from_string(space.to_string(actions))
     assert [p for a in recovered for p in space.pipelines(a)] == [p for a in actions for p in space.pipelines(a)]
     if space_name == "NoLimit":
-        assert recovered == actions
+        aliases = {7: 7, 70: 7, 16: 52, 52: 52, 25: 24, 24: 24, 45: 46, 46: 46}
+        assert [aliases.get(a, a) for a in recovered] == [aliases.get(a, a) for a in actions]
 
 
 @pytest.mark.parametrize("program", ["qsort", "statemachine", "shapes"])
 def test_every_action_runs_and_module_verifies(program, program_bitcode):
     """Each of the 124 actions, on the -O0-style module and after mem2reg, runs without error and leaves valid IR."""
-    env = cc.make("llvm-v0", benchmark=program_bitcode[program], observation_space="IrInstructionCount", isolation="none")
+    env = cc.make(
+        "llvm-v0", benchmark=program_bitcode[program], observation_space="IrInstructionCount", isolation="none"
+    )
     try:
         for prelude in ([], ["-mem2reg"]):
             for action in range(124):
@@ -108,7 +116,9 @@ def test_subsequence_action_applies_all_its_passes(program_bitcode):
     space = action_space("SubseqAutophase")
     action = max(range(34), key=lambda a: len(space.entries[a]))
     flags = [pass_flags()[i].flag for i in space.entries[action]]
-    with cc.make("llvm-v0", benchmark=program_bitcode["matmul"], action_space="SubseqAutophase", isolation="none") as env:
+    with cc.make(
+        "llvm-v0", benchmark=program_bitcode["matmul"], action_space="SubseqAutophase", isolation="none"
+    ) as env:
         env.reset()
         env.step(action)
         whole = int(env.observation["IrInstructionCount"])

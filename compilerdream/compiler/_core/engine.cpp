@@ -351,6 +351,29 @@ py::array_t<int64_t> toNumpy(const std::array<int64_t, N> &values) {
   return out;
 }
 
+// Give every value of a clone the use-list order of its original (values shared
+// by both modules, such as ConstantInts, are skipped: they have one use list).
+void copyUseListOrders(llvm::ValueToValueMapTy &vmap) {
+  llvm::DenseMap<std::pair<const llvm::User *, unsigned>, unsigned> position;
+  for (auto entry : vmap) {
+    const llvm::Value *original = entry.first;
+    llvm::Value *copy = entry.second;
+    if (!copy || copy == original || !original->hasNUsesOrMore(2)) continue;
+    position.clear();
+    unsigned index = 0;
+    for (const llvm::Use &use : original->uses()) {
+      if (llvm::Value *user = vmap.lookup(use.getUser()))
+        position[{llvm::cast<llvm::User>(user), use.getOperandNo()}] = index;
+      ++index;
+    }
+    auto rank = [&](const llvm::Use &use) {
+      auto it = position.find({use.getUser(), use.getOperandNo()});
+      return it == position.end() ? ~0u : it->second;
+    };
+    copy->sortUseList([&](const llvm::Use &l, const llvm::Use &r) { return rank(l) < rank(r); });
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The module handle
 // ---------------------------------------------------------------------------
@@ -404,8 +427,15 @@ class EngineModule {
     return std::make_unique<EngineModule>(ctx, std::move(M), hadDebug);
   }
 
+  // A copy that behaves exactly like the original under any pass sequence:
+  // llvm::CloneModule does not keep use-list orders, and passes visit users and
+  // predecessors in that order, so a fork could diverge from its parent under the
+  // same actions (e.g. 242 vs 241 instructions). We restore the orders after cloning.
   std::unique_ptr<EngineModule> clone() const {
-    return std::make_unique<EngineModule>(ctx_, llvm::CloneModule(*module_), hadDebugInfo_);
+    llvm::ValueToValueMapTy vmap;
+    std::unique_ptr<llvm::Module> copy = llvm::CloneModule(*module_, vmap);
+    copyUseListOrders(vmap);
+    return std::make_unique<EngineModule>(ctx_, std::move(copy), hadDebugInfo_);
   }
 
   bool apply(const std::string &pipeline) {

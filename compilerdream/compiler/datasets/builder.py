@@ -158,7 +158,9 @@ def _load_manifest(out: Path) -> dict:
 
 
 def _pool(jobs: int) -> cf.ProcessPoolExecutor:
-    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("forkserver"))
+    # fork: forkserver/spawn would re-run a calling script that lacks a __main__ guard.
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method))
 
 
 def _run_tasks(tasks: list[dict], jobs: int, on_result: Callable[[dict], None]) -> None:

@@ -1,0 +1,233 @@
+"""Tests of compilerdream/coreset.py: value prediction on the coreset with a tiny agent and real LLVM (REFERENCE §4.3)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import compilerdream.coreset as coreset
+from compilerdream.agent import Agent
+from compilerdream.compiler.benchmarks import Benchmark
+from compilerdream.compiler.env import LlvmEnv
+from compilerdream.config import load_configs
+from compilerdream.coreset import (
+    TOP_K,
+    Candidate,
+    SequenceRun,
+    average_ranks,
+    build_candidates,
+    check_coreset_agent,
+    main_coreset,
+    pick_by_model,
+    rank_candidates,
+    run_coreset,
+    spearman,
+)
+from compilerdream.driver import save_checkpoint
+from compilerdream.search import BenchmarkRef, agent_spaces, load_agent
+from compilerdream.task import TaskSettings, load_coreset_sequences
+
+REPO = Path(__file__).resolve().parent.parent
+PROGRAMS = REPO / "examples" / "programs"
+NAMES = ("qsort", "crc32")
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_checkpoint(directory: Path, act_space: str = "NoLimit") -> Path:
+    """An untrained `debug` agent (NoLimit unless told) saved as the driver does."""
+    config = load_configs(["compilergym", "compilergym_dv3", "debug"]).update({"compilergym.act_space": act_space})
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    obs_space, num_actions = agent_spaces(TaskSettings.from_config(config))
+    save_checkpoint(directory / "variables.pt", Agent(obs_space, num_actions, config, "cpu"), {})
+    config.save(directory / "config.yaml")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("agent"))
+
+
+@pytest.fixture(scope="module")
+def programs() -> dict[str, Benchmark]:
+    return {name: Benchmark.from_file(PROGRAMS / f"{name}.c") for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory, programs) -> Path:
+    """A data root holding the file dataset `progs` (the two sample programs as bitcode)."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "progs").mkdir()
+    for name, bench in programs.items():
+        (root / "progs" / f"{name}.bc").write_bytes(bench.data)
+    (root / "progs" / "metadata.json").write_text(json.dumps([f"{n}.bc" for n in NAMES]))
+    return root
+
+
+@pytest.fixture(scope="module")
+def coreset_run(checkpoint, programs, tmp_path_factory) -> tuple[Path, dict]:
+    """run_coreset on the two sample programs with all 50 sequences (about 1 s per program)."""
+    agent, config = load_agent(checkpoint, "cpu")
+    out = tmp_path_factory.mktemp("coreset")
+    refs = [BenchmarkRef(b.uri, lambda b=b: b) for b in programs.values()]
+    data = run_coreset(agent, refs, TaskSettings.from_config(config), out, progress=False)
+    return out, data
+
+
+# ---------------------------------------------------------------------------------------------
+# Spearman (hand-computed)
+
+
+def test_average_ranks_share_ties():
+    np.testing.assert_array_equal(average_ranks([10, 20, 20, 5]), [2.0, 3.5, 3.5, 1.0])
+    np.testing.assert_array_equal(average_ranks([3, 3, 3]), [2.0, 2.0, 2.0])
+
+
+def test_spearman_hand_computed():
+    # ranks x: 1..5; ranks y of [5, 6, 7, 8, 7]: [1, 2, 3.5, 5, 3.5]. Centred: [-2,-1,0,1,2] and [-2,-1,.5,2,.5];
+    # Σ products = 4 + 1 + 0 + 2 + 1 = 8; Σ squares 10 and 9.5 -> rho = 8 / sqrt(95).
+    assert spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(8 / math.sqrt(95))
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [0.3, 0.2, 0.1]) == pytest.approx(-1.0)
+    assert math.isnan(spearman([1, 2, 3], [4, 4, 4]))  # undefined for a constant side
+    assert math.isnan(spearman([1], [2]))
+    with pytest.raises(ValueError):
+        spearman([1, 2], [1, 2, 3])
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidates and ranking (synthetic)
+
+
+def synthetic_runs() -> list[SequenceRun]:
+    return [
+        SequenceRun(0, [7, 8], predicted=[0.5, -0.25], counts=[100, 90, 95], real=[0.1, -0.05]),
+        SequenceRun(1, [7, 9, 4], predicted=[0.5, 0.5, 0.0], counts=[100, 90], real=[0.1], error="crash"),
+    ]
+
+
+def test_candidates_are_every_prefix_once():
+    candidates = build_candidates(synthetic_runs())
+    assert [c.actions for c in candidates] == [(), (7,), (7, 8), (7, 9), (7, 9, 4)]
+    assert [c.predicted_return for c in candidates] == [0.0, 0.5, 0.25, 1.0, 1.0]
+    # Prefixes past a crash never ran: no real return.
+    assert [c.count for c in candidates] == [100, 90, 95, None, None]
+    assert candidates[2].real_return == pytest.approx(0.05)
+    assert len(build_candidates(synthetic_runs(), dedupe=False)) == 3 + 4  # the reference's Σ(len + 1)
+
+
+def test_ranking_is_stable_and_descending():
+    ranked = rank_candidates(build_candidates(synthetic_runs()))
+    assert [c.actions for c in ranked] == [(7, 9), (7, 9, 4), (7,), (7, 8), ()]
+
+
+def test_pick_compiles_exactly_the_top_k(programs, monkeypatch):
+    compiled: list[tuple] = []
+    real_compile = coreset.compile_prefix
+
+    def counting(env, actions):
+        compiled.append(tuple(actions))
+        return real_compile(env, actions)
+
+    monkeypatch.setattr(coreset, "compile_prefix", counting)
+    sequences = load_coreset_sequences()[:3]
+    candidates = [
+        Candidate(k, n, tuple(s[:n]), float(-n), None, None) for k, s in enumerate(sequences) for n in range(len(s) + 1)
+    ]
+    env = LlvmEnv(action_space="NoLimit")
+    try:
+        env.reset(benchmark=programs["qsort"])
+        o0, oz = int(env.observation["IrInstructionCountO0"]), int(env.observation["IrInstructionCountOz"])
+        pick, _ = pick_by_model(env, rank_candidates(candidates), 5, o0, oz)
+        assert pick.compilations == 5 and len(compiled) == 5
+        compiled.clear()
+        pick, _ = pick_by_model(env, rank_candidates(candidates), 1000, o0, oz)
+        assert pick.compilations == len(candidates) == len(compiled)
+        assert pick.final <= o0 and pick.rank is not None
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole test on two programs
+
+
+def test_coreset_writes_every_output(coreset_run):
+    out, data = coreset_run
+    for name in ("test_detail.jsonl", "results.json", "results.csv", "summary.md"):
+        assert (out / name).is_file(), name
+    detail = [json.loads(line) for line in (out / "test_detail.jsonl").read_text().splitlines()]
+    assert len(detail) == len(NAMES) * 50
+    assert all(len(d["predicted_rewards"]) == len(d["actions"]) for d in detail)
+    assert json.loads((out / "results.json").read_text())["top_k"] == TOP_K
+    summary = (out / "summary.md").read_text()
+    for label in ("model pick", "oracle", "best fixed sequence", "-Oz", "CompilerGym leaderboard", "Spearman"):
+        assert label in summary
+
+
+def test_coreset_results_are_consistent(coreset_run):
+    _, data = coreset_run
+    assert len(data["benchmarks"]) == len(NAMES)
+    for b in data["benchmarks"]:
+        assert math.isfinite(b["reward_mse"]) and math.isfinite(b["spearman"])
+        assert b["model"]["reduction"] <= b["oracle"]["reduction"] + 1e-12
+        assert b["fixed"]["reduction"] <= b["oracle"]["reduction"] + 1e-12
+        assert b["model"]["compilations"] == min(TOP_K, b["candidates"])
+        assert b["-Oz"]["compilations"] == b["fixed"]["compilations"] == 1
+        assert b["oracle"]["compilations"] >= b["candidates"]
+        assert b["-Oz"]["reduction"] == pytest.approx(1.0)
+        assert b["mismatches"] == 0  # recompiling a prefix measures what enumerating it did
+        assert b["candidates"] <= 675
+    prediction = data["prediction"]["all"]
+    assert math.isfinite(prediction["reward_mse"]) and math.isfinite(prediction["spearman"])
+    assert 0 <= data["best_fixed_sequence"] < 50
+
+
+def test_coreset_needs_a_nolimit_agent(tmp_path, data_root):
+    autophase = make_checkpoint(tmp_path / "autophase", "Autophase")
+    agent, config = load_agent(autophase, "cpu")
+    with pytest.raises(ValueError, match="NoLimit"):
+        check_coreset_agent(agent, TaskSettings.from_config(config))
+    argv = ["--configs", "compilergym", "compilergym_dv3", "coreset_test", "debug", "--logdir", str(tmp_path / "out"),
+            "--load_logdir", str(autophase), "--data_root", str(data_root), "--test_dataset", "file_dataset_progs"]  # fmt: skip
+    with pytest.raises(SystemExit, match="needs an agent trained with compilergym.act_space NoLimit"):
+        main_coreset(argv)
+
+
+# ---------------------------------------------------------------------------------------------
+# The example script
+
+
+def test_example_script_runs(checkpoint, data_root, tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    logdir = tmp_path / "run"
+    cmd = [sys.executable, str(REPO / "examples" / "test_on_coreset.py"), "--logdir", str(logdir),
+           "--configs", "compilergym", "compilergym_dv3", "coreset_test", "debug", "--task", "compilergym_cbench",
+           "--load_logdir", str(checkpoint), "--no_eval", "True", "--data_root", str(data_root),
+           "--test_dataset", "file_dataset_progs"]  # fmt: skip
+    proc = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((logdir / "coreset" / "results.json").read_text())
+    assert len(data["benchmarks"]) == 2
+    assert "Reward prediction" in proc.stdout
+    assert os.listdir(cwd) == []  # nothing written outside --logdir
