@@ -452,6 +452,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
     previous_handler = signal.signal(signal.SIGINT, on_sigint)
     bar = None
     last_test: dict[str, float] = {}
+    last_test_step = -1
     try:
         from tqdm.auto import tqdm
 
@@ -504,6 +505,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
                     if config["save_all_models"]:
                         save(f"variables_s{counters['step']}.pt")
                     last_test = run_test(agent, config, logdir, counters["step"], logger, test_vec, num_actions)
+                    last_test_step = counters["step"]
                     print(f"[test step {counters['step']}] reduction geomean {last_test['test_reduction_geomean']:.4f} "
                           f"(raw {last_test['test_raw_reduction_geomean']:.4f}); table: {logdir / 'test_results.md'}")
                 counters["eval_count"] += 1
@@ -517,6 +519,11 @@ def run(config, argv: Sequence[str] = ()) -> dict:
             save()
         if train_vec is not None:
             save()
+            if test_vec is not None and not config["no_eval"] and last_test_step != counters["step"]:
+                # A final test, so the trained agent's result is always reported.
+                last_test = run_test(agent, config, logdir, counters["step"], logger, test_vec, num_actions)
+                print(f"[final test step {counters['step']}] reduction geomean {last_test['test_reduction_geomean']:.4f}; "
+                      f"table: {logdir / 'test_results.md'}")
     except KeyboardInterrupt:
         save()
         print(f"compilerdream: aborted; checkpoint saved to {logdir / CHECKPOINT}", file=sys.stderr)

@@ -240,6 +240,7 @@ class LlvmEnv(gym.Env):
         self._close_session()
         self._start_session(bench)
         if self._load_info["instruction_count"] <= 0:
+            self._close_session()
             raise EmptyModuleError(f"benchmark {bench.uri} has no instructions (only declarations): nothing to optimize")
         self.actions, self._pipelines = [], []
         self.episode_walltime_start = time.time()

@@ -116,7 +116,9 @@ def has_main(module: bytes) -> bool:
 
 
 def _link_error_needs_cxx(stderr: str) -> bool:
-    return "undefined reference" in stderr and ("std::" in stderr or "__gxx" in stderr or "operator " in stderr or "__cxa" in stderr)
+    return "undefined reference" in stderr and (
+        "std::" in stderr or "__gxx" in stderr or "operator " in stderr or "__cxa" in stderr
+    )
 
 
 def build_executable(module: bytes, out_path: str, timeout: float = 300.0) -> None:
@@ -297,7 +299,9 @@ def validate_semantics(
         outcome = run_program(exe, args, timeout)
     actual = outcome.summary()
     if outcome.timed_out:
-        return SemanticsResult(ok=False, reason=f"the optimized program {_describe(outcome, timeout)}", expected=expected, actual=actual)
+        return SemanticsResult(
+            ok=False, reason=f"the optimized program {_describe(outcome, timeout)}", expected=expected, actual=actual
+        )
     if outcome.exit_code != reference.exit_code:
         reason = f"exit code differs: expected {reference.exit_code}, got {_describe(outcome, timeout)}"
         return SemanticsResult(ok=False, reason=reason, expected=expected, actual=actual)

@@ -25,7 +25,8 @@ def run_commandline(opt: str, commandline: str, input_path: Path, output_path: P
     tokens = [opt] + [
         str(input_path) if t == "input.bc" else str(output_path) if t == "output.bc" else t for t in tokens[1:]
     ]
-    proc = subprocess.run(tokens, capture_output=True, text=True, timeout=120)
+    # cwd: insert-gcov-profiling on a module with debug info writes <name>.gcno into it.
+    proc = subprocess.run(tokens, capture_output=True, text=True, timeout=120, cwd=output_path.parent)
     assert proc.returncode == 0, f"opt failed on {commandline}: {proc.stderr[-2000:]}"
 
 
@@ -36,6 +37,7 @@ def opt_instruction_count(opt: str, pipeline: str, input_path: Path, output_path
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=output_path.parent,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return count_instructions(output_path)

@@ -63,7 +63,7 @@ def test_to_string_from_string_round_trip(space_name):
         assert [aliases.get(a, a) for a in recovered] == [aliases.get(a, a) for a in actions]
 
 
-@pytest.mark.parametrize("program", ["qsort", "statemachine", "shapes"])
+@pytest.mark.parametrize("program", ["qsort", "statemachine", "shapes", "csmith_94"])
 def test_every_action_runs_and_module_verifies(program, program_bitcode):
     """Each of the 124 actions, on the -O0-style module and after mem2reg, runs without error and leaves valid IR."""
     env = cc.make(

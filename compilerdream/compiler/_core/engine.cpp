@@ -398,7 +398,7 @@ class EngineModule {
       if (!M) {
         std::string msg;
         llvm::raw_string_ostream os(msg);
-        diag.print(name.c_str(), os, false);
+        diag.print(nullptr, os, false);
         os.flush();
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
         py::gil_scoped_acquire acquire;

@@ -1,0 +1,203 @@
+"""Tests of `compilerdream optimize` (compilerdream/optimize.py): real LLVM 19, seeded, small budgets."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from compilerdream import optimize
+from compilerdream.compiler.benchmarks import Benchmark
+from compilerdream.compiler.env import LlvmEnv
+from compilerdream.compiler.search import PipelinePolicy
+from compilerdream.compiler.toolchain import find_tool
+from compilerdream.compiler.validation import SemanticsResult
+
+pytestmark = pytest.mark.skipif(
+    find_tool("clang", required=False) is None or find_tool("opt", required=False) is None,
+    reason="clang-19 and opt-19 are required",
+)
+
+QSORT = Path(__file__).resolve().parents[1] / "examples" / "programs" / "qsort.c"
+
+
+def instruction_count(path: Path) -> int:
+    with LlvmEnv() as env:
+        env.reset(benchmark=Benchmark.from_file(path))
+        return int(env.observation["IrInstructionCount"])
+
+
+def run_json(argv: list[str], capsys) -> tuple[int, dict | None, str]:
+    code = optimize.main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+@pytest.fixture(scope="module")
+def qsort_run(tmp_path_factory):
+    """One validated run on qsort.c with 200 compilations, in its own working directory."""
+    cwd = tmp_path_factory.mktemp("optimize")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(cwd)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            code = optimize.main([str(QSORT), "--search-compilations", "200", "--validate", "--json"])
+    finally:
+        mp.undo()
+    return code, cwd, json.loads(out.getvalue())
+
+
+def test_smoke_qsort_beats_or_matches_oz_and_reproduces(qsort_run, tmp_path, capsys):
+    code, cwd, summary = qsort_run
+    assert code == 0
+    written = cwd / "qsort.opt.bc"
+    assert written.exists() and summary["output"] == "./qsort.opt.bc"
+    with LlvmEnv() as env:
+        env.reset(benchmark=Benchmark.from_file(QSORT))
+        oz = int(env.observation["IrInstructionCountOz"])
+    assert instruction_count(written) == summary["result"] <= oz == summary["Oz"]
+
+
+def test_printed_commands_reproduce_the_count(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, summary, _ = run_json([str(QSORT), "--search-compilations", "200"], capsys)
+    assert code == 0 and summary["output"] == "./qsort.opt.bc"
+    assert summary["result"] <= summary["Oz"] and summary["O0"] > summary["Oz"]
+    assert summary["text_size"] > 0 and summary["text_size_oz"] > 0
+    clang_line, opt_line = summary["reproduce"]
+    assert clang_line.split()[0].startswith("clang") and opt_line.split()[0].startswith("opt")
+    repro = tmp_path / "repro"
+    repro.mkdir()
+    for line in summary["reproduce"]:  # exactly what the user is told to run
+        subprocess.run(line, shell=True, cwd=repro, check=True, capture_output=True)
+    assert (
+        instruction_count(repro / "qsort.opt.bc") == summary["result"] == instruction_count(tmp_path / "qsort.opt.bc")
+    )
+
+
+def test_text_output_names_counts_pipeline_and_mode(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert optimize.main([str(QSORT), "--search-compilations", "50", "-o", "out/q.bc"]) == 0
+    out = capsys.readouterr().out
+    assert "no checkpoint given, so search alone" in out
+    assert "instruction count: -O0 " in out and ", -Oz " in out and ", result " in out
+    assert "pipeline: opt '-passes=" in out and ".text size: result " in out
+    assert "opt-19 '-passes=" in out or "opt '-passes=" in out
+    assert (tmp_path / "out" / "q.bc").exists()
+
+
+def test_validate_passes_on_qsort(qsort_run):
+    code, _, summary = qsort_run
+    assert code == 0 and summary["validation"]["status"] == "ok"
+    assert "miscompile_report" not in summary
+
+
+def test_never_worse_than_oz(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, summary, _ = run_json([str(QSORT), "--search-compilations", "1"], capsys)
+    assert code == 0
+    assert summary["result"] == summary["Oz"] and summary["method"] == "-Oz" and summary["passes"] == "default<Oz>"
+    assert any("-Oz's output" in note for note in summary["notes"])
+
+
+def test_miscompile_falls_back_to_validated_oz(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    verdicts = [
+        SemanticsResult(ok=False, reason="stdout differs at byte 9", expected=(0, "a"), actual=(0, "b")),
+        SemanticsResult(ok=True, reason="match"),
+    ]
+    monkeypatch.setattr(optimize, "validate_semantics", lambda *a, **k: verdicts.pop(0))
+    # Seed the search with a known improvement so the first candidate is not -Oz itself.
+    fake = PipelinePolicy("fake", "default<Oz>,function(gvn<>)")
+    monkeypatch.setattr(
+        optimize,
+        "SearchAlone",
+        lambda budget: types.SimpleNamespace(name="fake", describe=lambda: "fake", search=fake.search),
+    )
+    code, summary, _ = run_json([str(QSORT), "--search-compilations", "5", "--validate"], capsys)
+    assert code == 0 and summary["method"] == "-Oz" and summary["validation"]["status"] == "ok"
+    assert any("MISCOMPILE" in note for note in summary["notes"])
+    report = json.loads(Path(summary["miscompile_report"]).read_text())
+    assert report[0]["kind"] == "miscompile" and report[0]["pass_sequence"] and report[0]["method"] == "fake"
+
+
+def test_miscompile_of_oz_too_exits_nonzero_without_output(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        optimize, "validate_semantics", lambda *a, **k: SemanticsResult(ok=False, reason="stdout differs")
+    )
+    code, summary, err = run_json([str(QSORT), "--search-compilations", "1", "--validate"], capsys)
+    assert code == 1 and summary["output"] is None and "no bitcode written" in err
+    assert not (tmp_path / "qsort.opt.bc").exists()
+
+
+@pytest.mark.parametrize(
+    "name, content, argv_extra, message",
+    [
+        ("missing.c", None, [], "file not found"),
+        ("broken.ll", "define i32 @f( { this is not IR", [], "cannot load"),
+        ("broken.c", "int main(void) { return undeclared_name; }\n", [], "clang could not compile"),
+        ("ok.c", "int main(void) { return 0; }\n", ["--search-compilations", "many"], "invalid positive integer value"),
+        ("ok.c", "int main(void) { return 0; }\n", ["--search-seconds", "-3"], "invalid positive number value"),
+        ("notes.txt", "hello", [], "unsupported file type"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, monkeypatch, capsys, name, content, argv_extra, message):
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    code = optimize.main([name, *argv_extra])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err.count("\n") == 1 and name in err and message in err, err
+    assert "Traceback" not in err + out
+
+
+def test_refuses_to_overwrite_the_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bc = tmp_path / "prog.bc"
+    subprocess.run(
+        [find_tool("clang"), "-emit-llvm", "-c", "-O1", "-Xclang", "-disable-llvm-passes", str(QSORT), "-o", str(bc)],
+        check=True,
+    )
+    before = bc.read_bytes()
+    assert optimize.main([str(bc), "-o", str(bc), "--search-compilations", "1"]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err and bc.read_bytes() == before
+
+
+def test_guided_unavailable_falls_back_to_search_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "compilerdream.search", None)  # import fails
+    code, summary, _ = run_json([str(QSORT), "--checkpoint", str(tmp_path), "--search-compilations", "20"], capsys)
+    assert code == 0 and "guided search is unavailable" in summary["notes"][0] and "search alone" in summary["notes"][0]
+
+
+def test_guided_policy_is_used_with_a_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def load_guided_policy(checkpoint_dir, device):
+        seen.update(checkpoint=checkpoint_dir, device=device)
+        return PipelinePolicy("guided", "default<Oz>,function(gvn<>)")
+
+    monkeypatch.setitem(
+        sys.modules, "compilerdream.search", types.SimpleNamespace(load_guided_policy=load_guided_policy)
+    )
+    code, summary, _ = run_json(
+        [str(QSORT), "--checkpoint", str(tmp_path), "--device", "cpu", "--search-compilations", "5"], capsys
+    )
+    assert code == 0 and seen == {"checkpoint": str(tmp_path), "device": "cpu"}
+    assert summary["notes"][0].startswith("guided search with the agent")
+
+
+def test_missing_checkpoint_directory_is_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert optimize.main([str(QSORT), "--checkpoint", str(tmp_path / "nope"), "--search-compilations", "5"]) == 2
+    assert "checkpoint directory not found" in capsys.readouterr().err
