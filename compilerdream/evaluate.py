@@ -13,6 +13,7 @@ import argparse
 import csv
 import glob
 import io
+import itertools
 import json
 import logging
 import os
@@ -105,8 +106,8 @@ def expand_specs(specs: Sequence[str]) -> list[str]:
     return out
 
 
-def dataset_benchmarks(name: str, mode: str) -> list[str]:
-    """URIs of a dataset's split via compilerdream.compiler.datasets (dataset_for_task, split)."""
+def dataset_benchmarks(name: str, mode: str, limit: int | None = None) -> list[str]:
+    """The first `limit` URIs of a dataset's split via compilerdream.compiler.datasets (dataset_for_task, split)."""
     try:
         from .compiler.datasets import dataset_for_task, split  # type: ignore[attr-defined]
     except ImportError as exc:
@@ -119,7 +120,7 @@ def dataset_benchmarks(name: str, mode: str) -> list[str]:
             dataset = dataset_for_task(name)
         except UnknownNameError:
             dataset = _dataset_by_name(name)
-        return list(split(dataset, mode))
+        return list(itertools.islice(iter(split(dataset, mode)), limit))
     except (CompilerDreamError, LookupError, ValueError) as exc:
         raise UsageError(f"--dataset {name} --split {mode}: {' | '.join(str(exc).splitlines())}") from None
 
@@ -140,8 +141,11 @@ def _dataset_by_name(name: str):
 
 
 def load_benchmarks(args: argparse.Namespace) -> list[Benchmark]:
-    specs = expand_specs(args.benchmarks) if args.benchmarks else dataset_benchmarks(args.dataset, args.split)
-    specs = specs[: args.limit] if args.limit else specs
+    """The benchmarks named by --benchmarks or --dataset/--split, at most --limit, resolved (bad ones: UsageError)."""
+    if args.benchmarks:
+        specs = expand_specs(args.benchmarks)[: args.limit]
+    else:
+        specs = dataset_benchmarks(args.dataset, args.split, args.limit)
     if not specs:
         raise UsageError("no benchmarks to evaluate")
     benchmarks = []
@@ -156,8 +160,8 @@ def load_benchmarks(args: argparse.Namespace) -> list[Benchmark]:
 # ------------------------------------------------------------------ methods
 def choose_policies(args: argparse.Namespace) -> tuple[list[SearchPolicy], list[str]]:
     """The policies to run and notes for the report (e.g. why guided search was left out)."""
-    requested = [m.strip().lower() for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
-    unknown = [m for m in requested if m not in ALL_METHODS and m not in ("-oz", "-o3")]
+    requested = [m.strip().lower().lstrip("-") for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
+    unknown = [m for m in requested if m not in ALL_METHODS]
     if unknown:
         raise UsageError(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(ALL_METHODS)}")
     policies, notes = [], []

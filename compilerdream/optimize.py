@@ -136,20 +136,8 @@ class SearchAlone(SearchPolicy):
 
 
 # ----------------------------------------------------------------- guided search
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when torch sees a GPU, else 'cpu'."""
-    if device != "auto":
-        return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
-
-
 def load_guided(checkpoint: str | None, device: str = "auto") -> tuple[SearchPolicy | None, str]:
-    """The agent's guided-search policy, or (None, why not) when it cannot be used.
+    """The agent's guided-search policy (`compilerdream.search.load_guided_policy`), or (None, why not).
 
     A missing checkpoint directory is a usage error (raised); an agent package that
     cannot be imported (not installed, torch missing) is a fallback, explained.
@@ -163,7 +151,7 @@ def load_guided(checkpoint: str | None, device: str = "auto") -> tuple[SearchPol
     except ImportError as exc:
         return None, f"guided search is unavailable ({exc})"
     try:
-        return load_guided_policy(checkpoint, resolve_device(device)), ""
+        return load_guided_policy(checkpoint, device), ""
     except Exception as exc:  # a broken checkpoint must not end in a traceback
         raise UsageError(f"cannot load checkpoint {checkpoint}: {type(exc).__name__}: {exc}") from None
 
@@ -379,6 +367,36 @@ def _validate(benchmark: Benchmark, cand: Candidate, timeout: float, reports: li
     return verdict
 
 
+def _floor_at_oz(chosen: Candidate, oz_cand: Candidate, say: Callable[[str], None], notes: list[str]) -> Candidate:
+    """Never return more instructions than -Oz: ties and losses go to -Oz's output."""
+    if chosen is oz_cand:
+        notes.append("search found no improvement: returning -Oz's output")
+    elif chosen.instructions >= oz_cand.instructions:
+        notes.append(
+            f"{chosen.method} found {chosen.instructions} instructions, not fewer than -Oz's "
+            f"{oz_cand.instructions}: returning -Oz's output"
+        )
+    else:
+        return chosen
+    say(notes[-1])
+    return oz_cand
+
+
+def _validated(
+    benchmark: Benchmark, chosen: Candidate, oz_cand: Candidate, args, say, notes: list[str], reports: list[dict]
+) -> tuple[Candidate, dict]:
+    """Run the chosen module against the unoptimized one; a miscompile falls back to (validated) -Oz."""
+    verdict = _validate(benchmark, chosen, args.validate_timeout, reports)
+    if verdict.miscompiled and chosen is not oz_cand:
+        notes.append(f"MISCOMPILE by the {chosen.method} sequence ({verdict.reason}): falling back to -Oz's output")
+        say(notes[-1])
+        chosen = oz_cand
+        verdict = _validate(benchmark, chosen, args.validate_timeout, reports)
+    why = verdict.reason or verdict.skip_reason
+    say(f"validation: {verdict.status} ({why})")
+    return chosen, {"status": verdict.status, "reason": why}
+
+
 def optimize(args: argparse.Namespace, benchmark: Benchmark, env: LlvmEnv, say: Callable[[str], None]) -> dict:
     """Search, pick the result (never worse than -Oz), validate, write. Returns the JSON summary."""
     budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
@@ -387,29 +405,12 @@ def optimize(args: argparse.Namespace, benchmark: Benchmark, env: LlvmEnv, say: 
     text_oz = int(env.observation["ObjectTextSizeOz"])
     actions, method, note = _search(args, benchmark, budget)
     say(f"search: {note}")
+    notes, reports = [note], []
     oz_cand = measure(env, benchmark, [OZ_PIPELINE], "-Oz")
-    chosen = measure(env, benchmark, actions, method) if actions else oz_cand
-    notes = [note]
-    if chosen is not oz_cand and chosen.instructions >= oz_cand.instructions:
-        notes.append(
-            f"{method} found {chosen.instructions} instructions, not fewer than -Oz's {oz}: returning -Oz's output"
-        )
-        say(notes[-1])
-        chosen = oz_cand
-    elif chosen is oz_cand:
-        notes.append("search found no improvement: returning -Oz's output")
-        say(notes[-1])
-    reports: list[dict] = []
+    chosen = _floor_at_oz(measure(env, benchmark, actions, method) if actions else oz_cand, oz_cand, say, notes)
     validation = None
     if args.validate:
-        verdict = _validate(benchmark, chosen, args.validate_timeout, reports)
-        if verdict.miscompiled and chosen is not oz_cand:
-            notes.append(f"MISCOMPILE by the {method} sequence ({verdict.reason}): falling back to -Oz's output")
-            say(notes[-1])
-            chosen = oz_cand
-            verdict = _validate(benchmark, chosen, args.validate_timeout, reports)
-        validation = {"status": verdict.status, "reason": verdict.reason or verdict.skip_reason}
-        say(f"validation: {verdict.status} ({verdict.reason or verdict.skip_reason})")
+        chosen, validation = _validated(benchmark, chosen, oz_cand, args, say, notes, reports)
     summary = {
         "input": args.input,
         "benchmark": benchmark.uri,
@@ -428,9 +429,8 @@ def optimize(args: argparse.Namespace, benchmark: Benchmark, env: LlvmEnv, say: 
         "output": None,
     }
     if reports:
-        report_path = os.path.splitext(args.output)[0] + ".miscompile.json"
-        summary["miscompile_report"] = write_miscompiles(reports, report_path)
-        say(f"miscompile report written to {report_path}")
+        summary["miscompile_report"] = write_miscompiles(reports, os.path.splitext(args.output)[0] + ".miscompile.json")
+        say(f"miscompile report written to {summary['miscompile_report']}")
     if validation and validation["status"] == "miscompile":
         return summary  # even -Oz's output differs: nothing trustworthy to write
     _write_output(args.output, chosen.bitcode)

@@ -201,3 +201,25 @@ def test_missing_checkpoint_directory_is_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert optimize.main([str(QSORT), "--checkpoint", str(tmp_path / "nope"), "--search-compilations", "5"]) == 2
     assert "checkpoint directory not found" in capsys.readouterr().err
+
+
+def test_guided_search_with_a_real_untrained_checkpoint(tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    from compilerdream.agent import Agent
+    from compilerdream.config import load_configs
+    from compilerdream.driver import save_checkpoint
+    from compilerdream.search import agent_spaces
+    from compilerdream.task import TaskSettings
+
+    config = load_configs(["compilergym", "compilergym_dv3", "debug"])
+    torch.manual_seed(0)
+    obs_space, num_actions = agent_spaces(TaskSettings.from_config(config))
+    checkpoint = tmp_path / "agent"
+    checkpoint.mkdir()
+    save_checkpoint(checkpoint / "variables.pt", Agent(obs_space, num_actions, config, "cpu"), {})
+    config.save(checkpoint / "config.yaml")
+    monkeypatch.chdir(tmp_path)
+    argv = [str(QSORT), "--checkpoint", str(checkpoint), "--device", "cpu", "--search-compilations", "30", "--validate"]
+    code, summary, _ = run_json(argv, capsys)
+    assert code == 0 and summary["notes"][0].startswith("guided search with the agent")
+    assert summary["result"] <= summary["Oz"] and summary["validation"]["status"] == "ok"

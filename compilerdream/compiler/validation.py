@@ -148,6 +148,8 @@ def build_executable(module: bytes, out_path: str, timeout: float = 300.0) -> No
 def _user_process_count() -> int:
     """Processes (and threads count as processes for RLIMIT_NPROC) of this user; 0 if unknown."""
     uid, count = os.getuid(), 0
+    if uid == 0:  # root is exempt from RLIMIT_NPROC: no need to count
+        return 0
     try:
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
