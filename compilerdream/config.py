@@ -7,12 +7,13 @@ import io
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from compilerdream.compiler.fileio import atomic_write
 
 __all__ = [
     "Config",
@@ -304,18 +305,7 @@ def _from_flat(values: dict[str, Any]) -> Config:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, text)
 
 
 # ----------------------------------------------------------------------------------------------

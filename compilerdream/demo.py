@@ -1,56 +1,141 @@
 """`compilerdream demo`: the README's main job on an embedded default.
 
-Stage 1 (always): the search baselines (-Oz, -O3, random, greedy) on the sample
-programs shipped in examples/programs plus a few csmith programs generated on the
-spot, with one compilation budget, printed as one table.
+1. Corpus: the offline default corpus (`data/default`) when it has been built, else a
+   quick subset of it (a few Debian source packages + csmith programs), built here.
+2. Training: the agent with the `small` preset for a bounded time (tqdm progress).
+3. Test: the trained agent's test table against -Oz and random search with the same
+   number of compilations (one 45-step rollout = 45 compilations).
+4. `compilerdream evaluate` of the trained agent (guided search included) with the
+   baselines, as a report directory with plots.
+5. `compilerdream optimize` on a sample C file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
-from compilerdream.compiler.errors import CompilerDreamError
-from compilerdream.compiler.search import Budget, make_policy, run_search, summary_table
-
-SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "programs"
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "examples" / "programs"
 
 
-def sample_benchmarks(num_csmith: int = 3) -> list:
-    items: list = [("samples", str(p)) for p in sorted(SAMPLES.glob("*.c"))]
-    if num_csmith:
-        try:
-            from compilerdream.compiler import datasets
+def banner(text: str) -> None:
+    print("\n" + "=" * 78 + f"\n{text}\n" + "=" * 78, flush=True)
 
-            for seed in range(1, num_csmith + 1):
-                items.append(("csmith-v0", datasets.resolve_benchmark(f"generator://csmith-v0/{seed}")))
-        except Exception as exc:  # csmith missing or datasets unavailable: samples alone still run
-            logging.warning("skipping csmith programs: %s", exc)
-    return items
+
+def corpus_ready(directory: Path) -> bool:
+    return (directory / "metadata.json").exists() or (directory / "manifest.json").exists()
+
+
+def prepare_corpus(data_root: Path, quick_name: str, jobs: int) -> str:
+    """Name of the file dataset to train on: `default` if built, else a quick subset built now."""
+    if corpus_ready(data_root / "default"):
+        print(f"using the default corpus in {data_root / 'default'}")
+        return "default"
+    target = data_root / quick_name
+    if corpus_ready(target):
+        print(f"using the quick corpus in {target} (build the full one with: compilerdream datasets build-default)")
+        return quick_name
+    print(f"the default corpus is not built yet; building a quick subset of it in {target}")
+    from compilerdream.compiler.datasets import cli as datasets_cli
+
+    code = datasets_cli.main(["build-default", "--tiny", "--out", str(target), "--jobs", str(jobs)])
+    if code != 0 or not corpus_ready(target):
+        raise SystemExit(f"compilerdream demo: building the quick corpus failed (exit {code}); see the messages above")
+    return quick_name
+
+
+def train(logdir: Path, dataset: str, data_root: Path, minutes: float, seed: int, test_eps: int) -> dict:
+    from compilerdream.config import load_configs
+    from compilerdream.driver import run
+
+    config = load_configs(["compilergym", "compilergym_dv3", "small"]).update(
+        {
+            "logdir": str(logdir),
+            "task": f"compilergym_file_dataset_{dataset}",
+            "data_root": str(data_root),
+            "enable_test": True,
+            "test_dataset": f"file_dataset_{dataset}",
+            "test_eps": test_eps,
+            "test_interval": 1000,  # test before training and at the end only
+            "train_minutes": minutes,
+            "seed": seed,
+            "device": "auto",
+        }
+    )
+    return run(config, ["compilerdream demo"])
+
+
+def test_benchmarks(logdir: Path) -> list[str]:
+    results = json.loads((logdir / "test_results.json").read_text())["results"]
+    return list(results)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="compilerdream demo", description=__doc__)
-    p.add_argument("--logdir", default="runs/demo", help="where results are written")
-    p.add_argument("--compilations", type=int, default=1000, help="search budget per program")
-    p.add_argument("--csmith", type=int, default=3, help="number of csmith programs to add")
+    p = argparse.ArgumentParser(prog="compilerdream demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--logdir", default="runs/demo", help="every output of the demo goes here")
+    p.add_argument("--data-root", default=None, help="datasets folder (default: $COMPILERDREAM_DATA or ./data)")
+    p.add_argument("--minutes", type=float, default=20.0, help="training time limit")
+    p.add_argument("--search-compilations", type=int, default=300, help="budget per program in the evaluation")
+    p.add_argument("--test-eps", type=int, default=12, help="test programs")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        benchmarks = sample_benchmarks(args.csmith)
-        one = Budget(compilations=1)
-        policies = [make_policy(m) for m in ("oz", "o3", "random", "greedy")]
-        out = os.path.join(args.logdir, "baselines")
-        results = run_search(policies, benchmarks, Budget(compilations=args.compilations), out_dir=out, budgets={"-Oz": one, "-O3": one})
-    except CompilerDreamError as exc:
-        print(f"compilerdream demo: {exc}", file=sys.stderr)
-        return 2
-    print(f"\nSearch baselines, {args.compilations} compilations per program (random, greedy):\n")
-    print(summary_table(results))
-    print(f"\nresults: {out}/summary.md, results.json, results.csv")
+    from compilerdream.compiler.datasets import data_root as default_data_root
+
+    data_root = Path(args.data_root or default_data_root()).absolute()
+    logdir = Path(args.logdir).absolute()
+    started = time.time()
+
+    banner("1/5 corpus")
+    dataset = prepare_corpus(data_root, "default-quick", args.jobs)
+
+    banner(f"2/5 training the agent (small preset, up to {args.minutes:g} minutes)")
+    outcome = train(logdir / "agent", dataset, data_root, args.minutes, args.seed, args.test_eps)
+    steps = outcome["counters"]["step"]
+
+    banner("3/5 the trained agent against -Oz and random search with the same compilations (45 per program)")
+    from compilerdream.compiler.search import Budget, make_policy, run_search, summary_table
+
+    benchmarks = test_benchmarks(logdir / "agent")
+    print((logdir / "agent" / "test_results.md").read_text())
+    baseline = run_search(
+        [make_policy("oz"), make_policy("random")],
+        [(dataset, b) for b in benchmarks],
+        Budget(compilations=45),
+        out_dir=logdir / "baselines-45",
+        budgets={"-Oz": Budget(compilations=1)},
+        progress=True,
+    )
+    print(summary_table(baseline))
+    agent_geo = outcome["test"].get("test_reduction_geomean", 0.0)
+    print(f"\ntrained agent (one greedy rollout, 45 compilations): CompilerDream reduction geomean {agent_geo:.4f} "
+          f"after {steps} training steps")
+
+    banner(f"4/5 compilerdream evaluate: guided search vs baselines, {args.search_compilations} compilations per program")
+    from compilerdream import evaluate
+
+    report = logdir / "report"
+    code = evaluate.main(
+        ["--checkpoint", str(logdir / "agent"), "--benchmarks", *benchmarks, "--methods", "oz,o3,random,greedy,guided",
+         "--search-compilations", str(args.search_compilations), "--out", str(report), "--validate"]
+    )
+    if code == 0 and (report / "summary.md").exists():
+        print(f"report: {report / 'summary.md'}; plots: {', '.join(str(p) for p in sorted(report.glob('*.png')))}")
+
+    banner("5/5 compilerdream optimize on a sample C file")
+    from compilerdream import optimize
+
+    sample = SAMPLES / "qsort.c"
+    optimize.main([str(sample), "--checkpoint", str(logdir / "agent"), "--search-compilations",
+                   str(args.search_compilations), "-o", str(logdir / "qsort.opt.bc"), "--validate"])
+    print(f"\ndemo finished in {(time.time() - started) / 60:.1f} minutes; everything is under {logdir}")
     return 0
 
 

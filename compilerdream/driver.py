@@ -7,7 +7,6 @@ top to bottom. Everything is written under `--logdir`; nothing into the CWD.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -17,11 +16,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from compilerdream.compiler.errors import CompilerDreamError
+from compilerdream.compiler.fileio import atomic_write_json
 from compilerdream.compiler.metrics import dataset_of, geomean
 
 log = logging.getLogger("compilerdream.driver")
@@ -287,10 +286,22 @@ def run_test(agent, config, logdir: Path, step: int, logger, test_vec, num_actio
     return metrics
 
 
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    os.replace(tmp, path)
+write_json = atomic_write_json
+
+
+def run_validation(agent, config, logger, val_vec, num_actions: int) -> float:
+    """`eval_eps` greedy episodes on the validation split (same programs each time); returns the reduction geomean."""
+    summaries: list[dict] = []
+    val_vec.tasks[0].restart_iteration()
+    runner = EpisodeRunner(val_vec, num_actions)
+    runner.run(lambda obs, state: agent.policy(obs, state, mode="eval"), episodes=int(config["eval_eps"]),
+               on_episode=lambda episode, info: summaries.append(episode_summary(episode, info)))
+    reductions = [v["reduction"] for v in summaries]
+    value = geomean(reductions)
+    logger.add({"val_reduction_geomean": value, "val_reduction_mean": float(np.mean(reductions)),
+                "val_return_mean": float(np.mean([v["score"] for v in summaries]))}, prefix="val")
+    logger.write()
+    return value
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -490,14 +501,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
         while True:
             if not config["no_eval"]:
                 if val_vec is not None:
-                    val = []
-                    val_runner = EpisodeRunner(val_vec, num_actions)
-                    val_runner.run(lambda o, s: agent.policy(o, s, mode="eval"), episodes=int(config["eval_eps"]),
-                                   on_episode=lambda ep, info: val.append(episode_summary(ep, info)))
-                    vg = geomean([v["reduction"] for v in val])
-                    logger.add({"val_reduction_geomean": vg, "val_reduction_mean": float(np.mean([v["reduction"] for v in val])),
-                                "val_return_mean": float(np.mean([v["score"] for v in val]))}, prefix="val")
-                    logger.write()
+                    vg = run_validation(agent, config, logger, val_vec, num_actions)
                     if vg > counters["best_val"]:
                         counters["best_val"] = vg
                         save(BEST_VAL)

@@ -7,13 +7,14 @@ import logging
 import math
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from compilerdream.compiler.fileio import atomic_open
 
 __all__ = ["Replay", "dreamsmooth", "episode_steps"]
 
@@ -83,17 +84,8 @@ def _save_episode(directory: Path, episode: Episode) -> Path:
     """np.savez_compressed to a temp file in `directory`, then os.replace to the final name."""
     stamp = datetime.datetime.now().strftime("%Y%m%dT%H%M%S")
     path = directory / f"{stamp}-{uuid.uuid4().hex}-{episode_steps(episode)}.npz"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **episode)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(f, **episode)
     return path
 
 

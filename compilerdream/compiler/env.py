@@ -13,6 +13,7 @@ import numpy as np
 
 from .benchmarks import Benchmark, BenchmarkLike, resolve_benchmark
 from .errors import EmptyModuleError, MalformedInputError, SessionError, UnknownNameError
+from .fileio import atomic_write
 from .spaces import (
     OBSERVATION_SPACE_NAMES,
     REWARD_SPACES,
@@ -515,11 +516,11 @@ class LlvmEnv(gym.Env):
     # ------------------------------------------------------------------ output
     def write_bitcode(self, path) -> str:
         data = self._observe_one("Bitcode")
-        _atomic_write(path, data)
+        atomic_write(path, data)
         return str(path)
 
     def write_ir(self, path) -> str:
-        _atomic_write(path, self._observe_one("Ir").encode())
+        atomic_write(path, self._observe_one("Ir"))
         return str(path)
 
     @property
@@ -552,20 +553,3 @@ class LlvmEnv(gym.Env):
             self.close()
         except Exception:
             pass
-
-
-def _atomic_write(path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

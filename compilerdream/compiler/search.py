@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from .benchmarks import Benchmark, BenchmarkLike, resolve_benchmark
 from .env import LlvmEnv
 from .errors import CompilerDreamError
+from .fileio import atomic_write
 from .metrics import dataset_of, leaderboard_reward, reduction, summarize
 
 log = logging.getLogger(__name__)
@@ -410,7 +411,7 @@ def write_results(results: Sequence[SearchResult], out_dir) -> dict[str, str]:
     os.makedirs(out_dir, exist_ok=True)
     paths = {k: os.path.join(out_dir, v) for k, v in (("json", "results.json"), ("csv", "results.csv"), ("md", "summary.md"))}
     rows = [r.to_json() for r in results]
-    _atomic_text(paths["json"], json.dumps(rows, indent=1))
+    atomic_write(paths["json"], json.dumps(rows, indent=1))
     fields = list(rows[0].keys()) if rows else list(SearchResult.__dataclass_fields__)
     import io
 
@@ -419,13 +420,6 @@ def write_results(results: Sequence[SearchResult], out_dir) -> dict[str, str]:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in row.items()})
-    _atomic_text(paths["csv"], buf.getvalue())
-    _atomic_text(paths["md"], "# Search results\n\n" + summary_table(results) + "\n")
+    atomic_write(paths["csv"], buf.getvalue())
+    atomic_write(paths["md"], "# Search results\n\n" + summary_table(results) + "\n")
     return paths
-
-
-def _atomic_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -8,7 +8,7 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import numpy as np
@@ -33,7 +33,7 @@ class PassFlag:
     note: str
 
 
-@lru_cache(maxsize=None)
+@cache
 def pass_flags() -> tuple[PassFlag, ...]:
     """The 124 CompilerGym flags in action order (data/llvm_passes.tsv)."""
     with data_path("llvm_passes.tsv").open() as f:
@@ -46,7 +46,7 @@ def pass_flags() -> tuple[PassFlag, ...]:
     return flags
 
 
-@lru_cache(maxsize=None)
+@cache
 def _flag_index() -> dict[str, int]:
     return {f.flag: f.index for f in pass_flags()}
 
@@ -60,7 +60,7 @@ def flag_to_index(flag: str) -> int:
         raise UnknownNameError(f"unknown pass flag '{flag}': not one of CompilerGym's 124 LLVM flags") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _action_space_table() -> dict[str, list[list[int]]]:
     with data_path("action_spaces.json").open() as f:
         table = json.load(f)
@@ -139,14 +139,14 @@ class ActionSpace(spaces.Discrete):
         return actions
 
 
-@lru_cache(maxsize=None)
+@cache
 def _alias_of(flag_index: int) -> int:
     """The lowest flag index whose pipeline is the same as `flag_index`'s."""
     target = canonical_pipeline(pass_flags()[flag_index].pipeline)
     return next(f.index for f in pass_flags() if canonical_pipeline(f.pipeline) == target)
 
 
-@lru_cache(maxsize=None)
+@cache
 def action_space(name: str) -> ActionSpace:
     """The action space named `name` (NoLimit, Autophase, SubseqSingleStep, SubseqAutophase, SubseqAutophaseTruncated)."""
     table = _action_space_table()
@@ -250,12 +250,12 @@ def split_pipeline(text: str) -> list[str]:
 # ---------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def autophase_feature_names() -> tuple[str, ...]:
     return tuple(data_path("autophase_features.txt").read_text().split())
 
 
-@lru_cache(maxsize=None)
+@cache
 def instcount_feature_names() -> tuple[str, ...]:
     return tuple(data_path("instcount_features.txt").read_text().split())
 

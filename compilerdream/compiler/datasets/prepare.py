@@ -48,6 +48,8 @@ _INCLUDE_ROOTS = ("/usr/include", "/usr/include/x86_64-linux-gnu", "/usr/local/i
 def _header_exists(name: str) -> bool:
     """Does HAVE_<NAME> (e.g. SYS_STAT_H) name a header this system has?"""
     stem = name[: -len("_H")].lower()
+    if stem + ".h" in STANDARD_HEADERS:  # includes the compiler's own (stdbool.h, stddef.h, ...)
+        return True
     candidates = {stem + ".h", stem.replace("_", "/", 1) + ".h", stem.replace("_", "/") + ".h"}
     return any(os.path.isfile(os.path.join(root, c)) for root in _INCLUDE_ROOTS for c in candidates)
 
@@ -64,7 +66,7 @@ def configure_value(name: str, package: str, version: str, extra: Mapping[str, s
         return f'"{package} {version}"'
     if name in ("PACKAGE_BUGREPORT", "PACKAGE_URL"):
         return '""'
-    if name in ("STDC_HEADERS", "HAVE_STDC_HEADERS", "_GNU_SOURCE", "_ALL_SOURCE", "__EXTENSIONS__", "HAVE_PROTOTYPES", "PROTOTYPES"):
+    if name in ("STDC_HEADERS", "HAVE_STDC_HEADERS", "HAVE__BOOL", "_GNU_SOURCE", "_ALL_SOURCE", "__EXTENSIONS__", "HAVE_PROTOTYPES", "PROTOTYPES"):
         return "1"
     if name.startswith("SIZEOF_"):
         size = SIZES.get(name[len("SIZEOF_") :])
