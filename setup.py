@@ -15,6 +15,19 @@ import subprocess
 import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class BuildPyWithConfigs(build_py):
+    """Ship the repository's configs.yaml inside the package (compilerdream/configs.yaml) for wheels."""
+
+    def run(self) -> None:
+        super().run()
+        source = os.path.join(HERE, "configs.yaml")
+        if os.path.exists(source) and not self.editable_mode:
+            self.copy_file(source, os.path.join(self.build_lib, "compilerdream", "configs.yaml"))
 
 SUPPORTED_LLVM = (19, 20, 21, 22)
 
@@ -104,6 +117,7 @@ setup(
     },
     include_package_data=True,
     ext_modules=native_extensions(),
+    cmdclass={"build_py": BuildPyWithConfigs},
     setup_requires=["pybind11>=2.10"],
     install_requires=[
         "numpy>=1.22",

@@ -126,8 +126,13 @@ class EpisodeRunner:
         on_episode: Callable[[dict, dict], None] | None = None,
         sequence_for_episode: Callable[[int], int | None] | None = None,
         stop: Callable[[], bool] | None = None,
+        while_compiling: Callable[[], None] | None = None,
     ) -> int:
-        """Run until `steps` env steps (total) and/or `episodes` complete episodes; returns episodes done."""
+        """Run until `steps` env steps (total) and/or `episodes` complete episodes; returns episodes done.
+
+        `while_compiling` runs after the actions are sent to the compiler workers and before
+        their results are awaited, so learning overlaps compilation.
+        """
         if self.obs is None:
             self.reset()
         done_steps = done_episodes = 0
@@ -141,7 +146,10 @@ class EpisodeRunner:
             batch = stack_obs(self.obs)
             actions, self.state = policy(batch, self.state)
             indices = np.asarray(actions).argmax(-1)
-            new_obs = self.vec.step([int(a) for a in indices])
+            self.vec.step_async([int(a) for a in indices])
+            if while_compiling is not None:
+                while_compiling()
+            new_obs = self.vec.step_wait()
             self._record_applied_actions(new_obs)
             for i, ob in enumerate(new_obs):
                 self.buffers[i].append(ob)
@@ -398,7 +406,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
 
     # ------------------------------------------------------------ collectors
     metrics_acc: dict[str, list[float]] = defaultdict(list)
-    train_state = {"carry": None, "since_train": 0}
+    train_state = {"carry": None, "since_train": 0, "pending": 0}
     batch_size, seq_len = int(config["dataset.batch"]), int(config["dataset.length"])
 
     def on_train_episode(episode, info):
@@ -421,6 +429,12 @@ def run(config, argv: Sequence[str] = ()) -> dict:
     recent_returns: list[float] = []
     recent_reductions: list[float] = []
 
+    def run_pending_updates():
+        """The updates that are due, run while the compiler workers apply the next actions."""
+        while train_state["pending"] > 0:
+            train_state["pending"] -= 1
+            train_update()
+
     def train_update():
         if replay.num_episodes == 0:
             return
@@ -435,8 +449,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
         train_state["since_train"] += n
         if counters["step"] >= int(config["prefill"]) and train_state["since_train"] >= int(config["train_every"]):
             train_state["since_train"] = 0
-            for _ in range(int(config["train_steps"])):
-                train_update()
+            train_state["pending"] += int(config["train_steps"])
         if counters["step"] % int(config["log_every"]) == 0 and metrics_acc:
             logger.add({k: float(np.mean(v)) for k, v in metrics_acc.items()}, prefix="losses")
             metrics_acc.clear()
@@ -483,7 +496,8 @@ def run(config, argv: Sequence[str] = ()) -> dict:
                     n = len(obs["reward"])
                     return np.eye(num_actions, dtype=np.float32)[rng.integers(num_actions, size=n)], None
 
-                runner.run(random_policy, steps=prefill, on_step=on_train_step, on_episode=on_train_episode, stop=out_of_time)
+                runner.run(random_policy, steps=prefill, on_step=on_train_step, on_episode=on_train_episode, stop=out_of_time,
+                           while_compiling=run_pending_updates)
                 if replay.num_episodes == 0:
                     runner.run(random_policy, episodes=1, on_step=on_train_step, on_episode=on_train_episode)
                 runner.discard_partial()
@@ -519,7 +533,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
                 break
             limit = min(int(config["steps"]), stop_steps if stop_steps > 0 else int(config["steps"]))
             runner.run(train_policy, steps=max(1, min(int(config["eval_every"]), limit - counters["step"])), on_step=on_train_step,
-                       on_episode=on_train_episode, stop=out_of_time)
+                       on_episode=on_train_episode, stop=out_of_time, while_compiling=run_pending_updates)
             save()
         if train_vec is not None:
             save()

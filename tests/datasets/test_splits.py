@@ -80,12 +80,25 @@ def test_generator_windows_are_seed_ranges():
 
 
 def test_suball_like_chain_concatenates_member_windows():
-    sizes = {"blas-v0": 300, "cbench-v1": 23, "chstone-v0": 12, "linux-v0": 13894, "mibench-v1": 40, "npb-v0": 122, "opencv-v0": 442, "tensorflow-v0": 1985}
+    sizes = {
+        "blas-v0": 300,
+        "cbench-v1": 23,
+        "chstone-v0": 12,
+        "linux-v0": 13894,
+        "mibench-v1": 40,
+        "npb-v0": 122,
+        "opencv-v0": 442,
+        "tensorflow-v0": 1985,
+    }
     chain = ChainedDataset("suball", [ListOnly(n, s) for n, s in sizes.items()])
     test = split(chain, "test")
     assert isinstance(test, ChainedSplit)
     assert len(test) == 325  # the reference's suball test split (config default test_eps is 324)
-    assert test[0] == "benchmark://blas-v0/0" and test[50] == "benchmark://cbench-v1/0" and test[-1] == "benchmark://tensorflow-v0/49"
+    assert (
+        test[0] == "benchmark://blas-v0/0"
+        and test[50] == "benchmark://cbench-v1/0"
+        and test[-1] == "benchmark://tensorflow-v0/49"
+    )
     assert list(test)[73] == "benchmark://chstone-v0/0"
     with pytest.raises(IndexError):
         test[325]
@@ -99,7 +112,9 @@ def test_cycle_repeats_in_order():
         Split(None, "test", []).cycle()
 
 
-@pytest.mark.parametrize("make_rng", [lambda s: np.random.default_rng(s), lambda s: np.random.RandomState(s), lambda s: random.Random(s)])
+@pytest.mark.parametrize(
+    "make_rng", [lambda s: np.random.default_rng(s), lambda s: np.random.RandomState(s), lambda s: random.Random(s)]
+)
 def test_sampling_is_deterministic_and_covers_the_split(make_rng):
     s = split(ListOnly("npb-v0", 122), "train")
     rng = make_rng(3)

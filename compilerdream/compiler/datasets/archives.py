@@ -45,11 +45,12 @@ def verify_sha256(path: str | os.PathLike, expected: str | None) -> str:
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, timeout: float = 60.0) -> Path:
     """Fetch `url` to `dest` (via a temporary file beside it) and verify its SHA-256."""
     target = Path(dest)
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
-            shutil.copyfileobj(response, out, 1 << 20)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            target.parent.mkdir(parents=True, exist_ok=True)  # only once the server answered
+            with open(partial, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         partial.unlink(missing_ok=True)
         raise DownloadError(f"could not download {url}: {getattr(exc, 'reason', exc)}") from exc
@@ -84,10 +85,14 @@ def _check_tar(arc: tarfile.TarFile, dest: Path, archive: str) -> None:
         if member.issym() or member.islnk():
             link = member.linkname
             if os.path.isabs(link):
-                raise ArchiveError(f"refusing archive {archive}: link '{member.name}' points to the absolute path '{link}'")
+                raise ArchiveError(
+                    f"refusing archive {archive}: link '{member.name}' points to the absolute path '{link}'"
+                )
             base = path.parent if member.issym() else PurePosixPath()
             if not _inside(dest, base / link):
-                raise ArchiveError(f"refusing archive {archive}: link '{member.name}' -> '{link}' points outside the target folder")
+                raise ArchiveError(
+                    f"refusing archive {archive}: link '{member.name}' -> '{link}' points outside the target folder"
+                )
         elif not (member.isfile() or member.isdir()):
             raise ArchiveError(f"refusing archive {archive}: member '{member.name}' has an unsupported type")
 
@@ -99,7 +104,9 @@ def _check_zip(arc: zipfile.ZipFile, dest: Path, archive: str) -> None:
         if stat.S_ISLNK(mode):
             link = arc.read(info).decode("utf-8", "replace")
             if os.path.isabs(link) or not _inside(dest, path.parent / link):
-                raise ArchiveError(f"refusing archive {archive}: link '{info.filename}' -> '{link}' points outside the target folder")
+                raise ArchiveError(
+                    f"refusing archive {archive}: link '{info.filename}' -> '{link}' points outside the target folder"
+                )
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
             raise ArchiveError(f"refusing archive {archive}: member '{info.filename}' is a device or FIFO")
 

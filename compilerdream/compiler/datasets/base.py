@@ -22,7 +22,9 @@ class DatasetNotInstalledError(BenchmarkNotFoundError):
         self.dataset = dataset
         self.directory = str(directory)
         self.command = command
-        super().__init__(f"dataset '{dataset}' is not installed: looked in {directory}. Install or build it with: {command}")
+        super().__init__(
+            f"dataset '{dataset}' is not installed: looked in {directory}. Install or build it with: {command}"
+        )
 
 
 class SeedUris(Sequence):
@@ -81,6 +83,7 @@ class Dataset(abc.ABC):
 
     def check_installed(self) -> None:
         """Raise DatasetNotInstalledError (naming the folder and the command) if absent."""
+        return None  # always present unless a subclass says otherwise
 
     # -- contents -------------------------------------------------------------------
     @abc.abstractmethod

@@ -81,7 +81,10 @@ def _walk_sources(root: Path) -> list[Path]:
 
 
 def collect_items(
-    sources: Iterable[str | os.PathLike], link_dirs: bool = False, include_dirs: Sequence[str] = (), group: str | None = None
+    sources: Iterable[str | os.PathLike],
+    link_dirs: bool = False,
+    include_dirs: Sequence[str] = (),
+    group: str | None = None,
 ) -> list[BuildItem]:
     """Work items for `build SOURCES...`: one per file, or one per directory with `link_dirs`.
 
@@ -93,7 +96,9 @@ def collect_items(
         root = Path(source).expanduser().absolute()
         if root.is_file():
             if _is_source(root):
-                items.append(BuildItem(root.with_suffix(".bc").name, (str(root),), group or root.stem, tuple(include_dirs)))
+                items.append(
+                    BuildItem(root.with_suffix(".bc").name, (str(root),), group or root.stem, tuple(include_dirs))
+                )
             continue
         if not root.is_dir():
             raise FileNotFoundError(f"source not found: {root}")
@@ -163,8 +168,13 @@ def _pool(jobs: int) -> cf.ProcessPoolExecutor:
     return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method))
 
 
-def _run_tasks(tasks: list[dict], jobs: int, on_result: Callable[[dict], None]) -> None:
-    """Run `compile_and_measure` over `tasks` with a sliding window; survive dying workers.
+def _run_tasks(
+    tasks: list[dict],
+    jobs: int,
+    on_result: Callable[[dict], None],
+    worker: Callable[[dict], dict] = compile_and_measure,
+) -> None:
+    """Run `worker` (compile_and_measure) over `tasks` with a sliding window; survive dying workers.
 
     When a worker dies (an LLVM abort), the tasks that were in flight are re-run one
     at a time in a fresh single-worker pool, so only the culprit is marked failed.
@@ -178,17 +188,23 @@ def _run_tasks(tasks: list[dict], jobs: int, on_result: Callable[[dict], None]) 
                 task = suspects.pop()
                 with _pool(1) as solo:
                     try:
-                        on_result(solo.submit(compile_and_measure, task).result())
+                        on_result(solo.submit(worker, task).result())
                     except cf.process.BrokenProcessPool:
                         logger.warning("worker died on %s (LLVM abort?): marked failed", task["name"])
-                        on_result({"name": task["name"], "status": "failed", "error": "the compiler process died (LLVM abort or crash)"})
+                        on_result(
+                            {
+                                "name": task["name"],
+                                "status": "failed",
+                                "error": "the compiler process died (LLVM abort or crash)",
+                            }
+                        )
                 continue
             in_flight: dict[cf.Future, dict] = {}
             broken = False
             while (pending or in_flight) and not broken:
                 while pending and len(in_flight) < 2 * jobs:
                     task = pending.pop()
-                    in_flight[pool.submit(compile_and_measure, task)] = task
+                    in_flight[pool.submit(worker, task)] = task
                 done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     task = in_flight.pop(future)
@@ -215,8 +231,11 @@ def build(
     max_instructions: int | None = None,
     progress: bool = True,
     sources_description: Sequence[str] = (),
+    retry_failed: bool = False,
 ) -> BuildReport:
     """Compile `items` into the dataset folder `out`; resumable (items with an unchanged source hash are reused).
+
+    Failed items are not retried on resume unless `retry_failed` (their source is unchanged).
 
     `splits` maps group -> train/val/test; by default whole groups are assigned by
     `assign_splits` (per file if there are fewer than three groups).
@@ -238,7 +257,9 @@ def build(
     for item in items:
         previous = next((old.get(sec, {}).get(item.name) for sec in sections if item.name in old.get(sec, {})), None)
         section = next((sec for sec in sections if item.name in old.get(sec, {})), None)
-        usable = section != "benchmarks" or (out / item.name).is_file()
+        usable = (section != "benchmarks" or (out / item.name).is_file()) and not (
+            retry_failed and section == "failures"
+        )
         if same_flags and previous and previous.get("source_sha256") == hashes[item.name] and usable:
             state[section][item.name] = previous  # type: ignore[index]
             report.skipped_resumed += 1
@@ -258,7 +279,16 @@ def build(
     last_save = [time.time()]
 
     def save() -> None:
-        payload = {"version": MANIFEST_VERSION, "flags": flags, "sources": list(sources_description), **state}
+        benchmarks = state["benchmarks"].values()
+        counts = {section: len(entries) for section, entries in state.items()}
+        counts.update(o0_total=sum(b["o0"] for b in benchmarks), oz_total=sum(b["oz"] for b in benchmarks))
+        payload = {
+            "version": MANIFEST_VERSION,
+            "flags": flags,
+            "sources": list(sources_description),
+            "counts": counts,
+            **state,
+        }
         atomic_write_text(out / MANIFEST_FILE, json.dumps(payload, indent=1, sort_keys=True) + "\n")
         last_save[0] = time.time()
 
@@ -266,7 +296,11 @@ def build(
 
     def on_result(result: dict) -> None:
         item = by_name[result["name"]]
-        entry = {"source": item.sources[0] if len(item.sources) == 1 else list(item.sources), "source_sha256": hashes[item.name], "group": item.group}
+        entry = {
+            "source": item.sources[0] if len(item.sources) == 1 else list(item.sources),
+            "source_sha256": hashes[item.name],
+            "group": item.group,
+        }
         status = result["status"]
         if status == "failed" and "ToolNotFoundError" in result.get("error", ""):
             raise ToolNotFoundError(result["error"])
@@ -299,7 +333,9 @@ def build(
     return report
 
 
-def _finish(out: Path, items: Sequence[BuildItem], state: dict[str, dict], splits: Mapping[str, str] | None, report: BuildReport) -> None:
+def _finish(
+    out: Path, items: Sequence[BuildItem], state: dict[str, dict], splits: Mapping[str, str] | None, report: BuildReport
+) -> None:
     """Forget entries of items no longer requested, then write metadata.json and the per-split lists."""
     wanted = {item.name for item in items}
     for section in state.values():  # entries of items no longer requested stay out of the lists

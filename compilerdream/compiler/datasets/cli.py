@@ -15,7 +15,9 @@ EXIT_ERROR = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="compilerdream datasets", description="Install, build and inspect benchmark datasets.")
+    parser = argparse.ArgumentParser(
+        prog="compilerdream datasets", description="Install, build and inspect benchmark datasets."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_root(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -23,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     with_root(sub.add_parser("list", help="known datasets and whether they are installed"))
-    p = with_root(sub.add_parser("install", help="install CompilerGym datasets (cbench-v1 ...) or compilerdream-data --from ZIP"))
+    p = with_root(
+        sub.add_parser("install", help="install CompilerGym datasets (cbench-v1 ...) or compilerdream-data --from ZIP")
+    )
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--from", dest="from_file", help="archive file to install from instead of downloading")
     p.add_argument("--manifest", help="CompilerGym manifest file (.bz2) giving the benchmark order")
@@ -37,10 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output dataset folder, e.g. data/mycorpus")
     p.add_argument("--jobs", type=int, default=None, help="parallel compilations (default: number of CPUs)")
     p.add_argument("--link-dirs", action="store_true", help="one module per directory, linked with llvm-link")
-    p.add_argument("--flags", default=" ".join(DEFAULT_FRONTEND_FLAGS), help="front-end flags as one string (default: CompilerGym's '%(default)s')")
-    p.add_argument("-I", "--include", dest="include_dirs", action="append", default=[], help="extra include folder (repeatable)")
+    p.add_argument(
+        "--flags",
+        default=" ".join(DEFAULT_FRONTEND_FLAGS),
+        help="front-end flags as one string (default: CompilerGym's '%(default)s')",
+    )
+    p.add_argument(
+        "-I", "--include", dest="include_dirs", action="append", default=[], help="extra include folder (repeatable)"
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per clang run")
     p.add_argument("--max-instructions", type=int, default=None, help="drop modules larger than this (O0 instructions)")
+    p.add_argument("--retry-failed", action="store_true", help="recompile files that failed in an earlier run")
 
     p = sub.add_parser("build-default", help="build the offline default corpus from Debian source packages + csmith")
     p.add_argument("--tiny", action="store_true", help="2 small packages, a few files and csmith programs (seconds)")
@@ -89,7 +100,9 @@ def _install(args: argparse.Namespace) -> int:
     for name in args.names:
         if name in ("compilerdream-data", "compilerdream"):
             if not args.from_file:
-                raise CompilerDreamError("compilerdream-data has no download URL here: pass the CompilerDream data zip with --from FILE.zip")
+                raise CompilerDreamError(
+                    "compilerdream-data has no download URL here: pass the CompilerDream data zip with --from FILE.zip"
+                )
             for path in install_compilerdream_zip(args.from_file, args.data_root, force=args.force):
                 print(f"installed {path}")
             continue
@@ -109,7 +122,7 @@ def _install(args: argparse.Namespace) -> int:
 
 def _print_report(report) -> None:
     print(report.summary())
-    for name, entry in list(report.failures.items())[:10]:
+    for entry in list(report.failures.values())[:10]:
         print(f"  failed {entry['source']}: {entry['error']}")
     if len(report.failures) > 10:
         print(f"  ... {len(report.failures) - 10} more failures listed in {report.out / 'manifest.json'}")
@@ -129,6 +142,7 @@ def _build(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         max_instructions=args.max_instructions,
         sources_description=args.sources,
+        retry_failed=args.retry_failed,
     )
     _print_report(report)
     return 0
@@ -145,7 +159,9 @@ def _build_default(args: argparse.Namespace) -> int:
 def _import_codecontests(args: argparse.Namespace) -> int:
     from .importers import import_codecontests
 
-    report = import_codecontests(args.inputs, args.out, max_per_problem=args.max_per_problem, max_problems=args.max_problems, jobs=args.jobs)
+    report = import_codecontests(
+        args.inputs, args.out, max_per_problem=args.max_per_problem, max_problems=args.max_problems, jobs=args.jobs
+    )
     _print_report(report)
     return 0
 
@@ -158,10 +174,13 @@ def _import_formai(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from .files import FileDataset
     from .registry import Datasets
     from .splits import split
 
     dataset = Datasets(args.data_root)[args.name]
+    if isinstance(dataset, FileDataset):
+        dataset.check_installed()  # an unknown name is a folder that does not exist
     info: dict = {"name": dataset.name, "kind": type(dataset).__name__, "description": dataset.description}
     for attr in ("directory", "spec"):
         if hasattr(dataset, attr):

@@ -26,7 +26,7 @@ MANIFEST_NAME = "compilergym-manifest.txt"
 DOWNLOADS = "downloads"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _table() -> dict:
     return json.loads(TABLE_PATH.read_text(encoding="utf-8"))
 
@@ -72,7 +72,9 @@ class CompilerGymDataset(Dataset):
     def __init__(self, key: str, data_root_dir: str | os.PathLike | None = None):
         canonical = canonical_name(key)
         if canonical is None:
-            raise UnknownNameError(f"unknown CompilerGym dataset '{key}': known are {', '.join(sorted(compilergym_specs()))}")
+            raise UnknownNameError(
+                f"unknown CompilerGym dataset '{key}': known are {', '.join(sorted(compilergym_specs()))}"
+            )
         self.key = canonical
         self.spec = compilergym_specs()[canonical]
         super().__init__("benchmark://" + canonical, self.spec.get("description", ""))
@@ -171,12 +173,16 @@ def _manual_instructions(key: str, spec: dict, root: Path, reason: str) -> str:
     lines.append(f"  place it at:  {downloads / os.path.basename(spec['tar_url'])}   (or pass --from FILE)")
     if spec.get("manifest_url"):
         lines.append(f"  manifest URL: {spec['manifest_url']} (SHA-256 {spec['manifest_sha256']})")
-        lines.append(f"  place it at:  {downloads / os.path.basename(spec['manifest_url'])}   (or pass --manifest FILE)")
+        lines.append(
+            f"  place it at:  {downloads / os.path.basename(spec['manifest_url'])}   (or pass --manifest FILE)"
+        )
     lines.append(f"then run: {install_command(key)}")
     return "\n".join(lines)
 
 
-def _locate(url: str | None, given: str | os.PathLike | None, root: Path, allow_download: bool, sha256: str | None) -> Path | None:
+def _locate(
+    url: str | None, given: str | os.PathLike | None, root: Path, allow_download: bool, sha256: str | None
+) -> Path | None:
     if given is not None:
         path = Path(given).expanduser()
         if not path.is_file():
@@ -237,7 +243,13 @@ def install(
     manifest = None
     if spec.get("manifest_url") or manifest_file is not None:
         try:
-            manifest = _locate(spec.get("manifest_url"), manifest_file, root, allow_download, spec.get("manifest_sha256") if verify and manifest_file is None else None)
+            manifest = _locate(
+                spec.get("manifest_url"),
+                manifest_file,
+                root,
+                allow_download,
+                spec.get("manifest_sha256") if verify and manifest_file is None else None,
+            )
         except DownloadError as exc:
             logger.warning("manifest of %s unavailable (%s): the order will be the sorted file list", dataset.key, exc)
     with staging_dir(dataset.directory) as stage:
@@ -254,6 +266,12 @@ def install(
         if not lines:
             raise ArchiveError(f"{archive} holds no {spec['suffix']} files for {dataset.key}")
         atomic_write_text(stage / MANIFEST_NAME, "\n".join(lines) + "\n")
-        marker = {"name": dataset.name, "archive": os.path.basename(str(archive)), "sha256": verify_sha256(archive, None), "verified": bool(expected), "count": len(lines)}
+        marker = {
+            "name": dataset.name,
+            "archive": os.path.basename(str(archive)),
+            "sha256": verify_sha256(archive, None),
+            "verified": bool(expected),
+            "count": len(lines),
+        }
         atomic_write_text(stage / INSTALL_MARKER, json.dumps(marker, indent=1) + "\n")
     return CompilerGymDataset(dataset.key, data_root_dir)

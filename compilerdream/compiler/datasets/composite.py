@@ -55,7 +55,9 @@ class ChainedDataset(Dataset):
 
     def uris(self) -> Sequence[str]:
         if self.is_generator:
-            raise TypeError(f"{self.name} contains a generator: its URIs cannot be listed; use split() or member datasets")
+            raise TypeError(
+                f"{self.name} contains a generator: its URIs cannot be listed; use split() or member datasets"
+            )
         return list(itertools.chain.from_iterable(m.uris() for m in self.members))
 
     def benchmark_uris(self):
@@ -76,7 +78,14 @@ class ListDataset(Dataset):
 
     windows = ALL_WINDOWS
 
-    def __init__(self, name: str, uris: Sequence[str], resolve: Callable[[str], Benchmark], dataset_for_uri: Callable[[str], Dataset], description: str = ""):
+    def __init__(
+        self,
+        name: str,
+        uris: Sequence[str],
+        resolve: Callable[[str], Benchmark],
+        dataset_for_uri: Callable[[str], Dataset],
+        description: str = "",
+    ):
         super().__init__(name, description or f"{len(uris)} listed benchmarks")
         self._uris = list(uris)
         self._resolve = resolve

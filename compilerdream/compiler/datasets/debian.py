@@ -49,7 +49,14 @@ def _parse_deb822(text: str) -> list[AptSource]:
         if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
             continue
         for uri in fields.get("uris", "").split():
-            sources.append(AptSource(uri, tuple(fields.get("suites", "").split()), tuple(fields.get("components", "").split()), fields.get("signed-by")))
+            sources.append(
+                AptSource(
+                    uri,
+                    tuple(fields.get("suites", "").split()),
+                    tuple(fields.get("components", "").split()),
+                    fields.get("signed-by"),
+                )
+            )
     return sources
 
 
@@ -95,7 +102,9 @@ class PrivateApt:
         self.sources = sources if sources is not None else system_sources()
         self.timeout = timeout
         if not self.sources:
-            raise AptError("no apt repositories are configured on this system (looked in /etc/apt/sources.list and /etc/apt/sources.list.d)")
+            raise AptError(
+                "no apt repositories are configured on this system (looked in /etc/apt/sources.list and /etc/apt/sources.list.d)"
+            )
         if shutil.which("apt-get") is None:
             raise AptError("apt-get is not installed: the default corpus needs a Debian or Ubuntu system")
         self.sources_file = self.workdir / "sources.sources"
@@ -104,7 +113,12 @@ class PrivateApt:
             folder.mkdir(parents=True, exist_ok=True)
         stanzas = []
         for s in self.sources:
-            stanza = ["Types: deb deb-src", f"URIs: {s.uri}", f"Suites: {' '.join(s.suites)}", f"Components: {' '.join(s.components)}"]
+            stanza = [
+                "Types: deb deb-src",
+                f"URIs: {s.uri}",
+                f"Suites: {' '.join(s.suites)}",
+                f"Components: {' '.join(s.components)}",
+            ]
             if s.signed_by:
                 stanza.append(f"Signed-By: {s.signed_by}")
             stanzas.append("\n".join(stanza))
@@ -122,7 +136,9 @@ class PrivateApt:
 
     def _run(self, args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
         try:
-            proc = subprocess.run(["apt-get", "-q", *self.options(), *args], capture_output=True, text=True, timeout=self.timeout, cwd=cwd)
+            proc = subprocess.run(
+                ["apt-get", "-q", *self.options(), *args], capture_output=True, text=True, timeout=self.timeout, cwd=cwd
+            )
         except subprocess.TimeoutExpired as exc:
             raise AptError(f"apt-get {args[0]} timed out after {self.timeout:.0f}s") from exc
         return proc
@@ -136,7 +152,9 @@ class PrivateApt:
     def source_versions(self, package: str) -> list[str]:
         """Versions of source package `package` the repositories list, newest first."""
         try:
-            proc = subprocess.run(["apt-cache", *self.options(), "showsrc", package], capture_output=True, text=True, timeout=self.timeout)
+            proc = subprocess.run(
+                ["apt-cache", *self.options(), "showsrc", package], capture_output=True, text=True, timeout=self.timeout
+            )
         except subprocess.TimeoutExpired:
             return []
         versions, current = [], None

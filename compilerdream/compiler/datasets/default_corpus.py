@@ -88,17 +88,27 @@ def _evenly_spaced(files: list[Path], limit: int | None) -> list[Path]:
     return [files[int(i * step)] for i in range(limit)]
 
 
-def package_items(package: Package, tree: Path, extra_includes: Sequence[str] = (), max_files: int | None = None) -> list[BuildItem]:
+def package_items(
+    package: Package, tree: Path, extra_includes: Sequence[str] = (), max_files: int | None = None
+) -> list[BuildItem]:
     """One BuildItem per source file of the package, with -I for every header folder of the tree."""
     skip = [re.compile(p) for p in package.exclude]
     files = [f for f in _walk_sources(tree) if not any(p.search(f.relative_to(tree).as_posix()) for p in skip)]
-    files = _evenly_spaced(files, min(x for x in (package.max_files, max_files) if x) if (package.max_files or max_files) else None)
+    files = _evenly_spaced(
+        files, min(x for x in (package.max_files, max_files) if x) if (package.max_files or max_files) else None
+    )
     includes = (*include_dirs(tree), *extra_includes)
     defines = list(package.defines)
     if any(tree.rglob("config.h")):
         defines.append("-DHAVE_CONFIG_H")
     return [
-        BuildItem(f"{package.name}/{f.relative_to(tree).with_suffix('.bc').as_posix()}", (str(f),), package.name, includes, tuple(defines))
+        BuildItem(
+            f"{package.name}/{f.relative_to(tree).with_suffix('.bc').as_posix()}",
+            (str(f),),
+            package.name,
+            includes,
+            tuple(defines),
+        )
         for f in files
     ]
 
@@ -149,7 +159,9 @@ def build_default(
             fetch_failures[package.name] = str(exc)
             log(f"  {package.name}: skipped ({exc})")
     if not trees:
-        raise AptError("no source package could be fetched: " + "; ".join(f"{k}: {v}" for k, v in fetch_failures.items()))
+        raise AptError(
+            "no source package could be fetched: " + "; ".join(f"{k}: {v}" for k, v in fetch_failures.items())
+        )
     limit = max_files if max_files is not None else (4 if tiny else None)
     items: list[BuildItem] = []
     splits: dict[str, str] = {}
@@ -165,10 +177,24 @@ def build_default(
         items += csmith_items(count, cs["first_seed"], cs["options"], work)
         splits["csmith"] = cs.get("tiny_split", cs["split"]) if tiny else cs["split"]
     log(f"compiling {len(items)} files from {len(trees)} packages and {count} csmith programs ...")
-    description = [f"debian:{name}={version}" for name, (_, version) in sorted(trees.items())] + ([f"csmith:{count}"] if count else [])
-    report = build(items, out, flags=[*DEFAULT_FRONTEND_FLAGS, *TOLERANCE_FLAGS], jobs=jobs, splits=splits, progress=progress, sources_description=description)
+    description = [f"debian:{name}={version}" for name, (_, version) in sorted(trees.items())] + (
+        [f"csmith:{count}"] if count else []
+    )
+    report = build(
+        items,
+        out,
+        flags=[*DEFAULT_FRONTEND_FLAGS, *TOLERANCE_FLAGS],
+        jobs=jobs,
+        splits=splits,
+        progress=progress,
+        sources_description=description,
+    )
     summary = {
-        "packages": {name: {"version": v, "split": splits.get(name, "train")} for name, (_, v) in sorted(trees.items()) if name in splits},
+        "packages": {
+            name: {"version": v, "split": splits.get(name, "train")}
+            for name, (_, v) in sorted(trees.items())
+            if name in splits
+        },
         "fetch_failures": fetch_failures,
         "csmith": {"count": count, "first_seed": cs["first_seed"], "options": cs["options"]},
         "seconds": round(time.time() - start, 1),

@@ -19,7 +19,11 @@ logger = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
 #: Per-split lists written by our builder (train/val/test -> file name).
-SPLIT_FILES: dict[str, str] = {"train": "metadata_train.json", "val": "metadata_valid.json", "test": "metadata_test.json"}
+SPLIT_FILES: dict[str, str] = {
+    "train": "metadata_train.json",
+    "val": "metadata_valid.json",
+    "test": "metadata_test.json",
+}
 #: The CompilerDream codecontest layout: per-mode lists and the reference's per-mode caps.
 CODECONTEST_SPLIT_FILES: dict[str, str] = {
     "train": "metadata_small_train.json",
@@ -37,7 +41,9 @@ def read_metadata(path: str | os.PathLike) -> list[str]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedInputError(f"cannot read metadata list {p}: {exc}") from exc
     if not isinstance(entries, list):
-        raise MalformedInputError(f"metadata file {p} must hold a JSON list of file names, not {type(entries).__name__}")
+        raise MalformedInputError(
+            f"metadata file {p} must hold a JSON list of file names, not {type(entries).__name__}"
+        )
     names, skipped = [], []
     for entry in entries:
         if not isinstance(entry, str) or not entry.endswith(".bc"):
@@ -47,7 +53,9 @@ def read_metadata(path: str | os.PathLike) -> list[str]:
         else:
             names.append(entry)
     if skipped:
-        logger.warning("%s: skipped %d entries that are not relative .bc names (first: %r)", p, len(skipped), skipped[0])
+        logger.warning(
+            "%s: skipped %d entries that are not relative .bc names (first: %r)", p, len(skipped), skipped[0]
+        )
     return names
 
 
@@ -126,7 +134,11 @@ class FileDataset(Dataset):
             if metadata is not None:
                 names = read_metadata(metadata)
             else:
-                logger.warning("%s has no %s (here or in a parent folder): reading every .bc file, sorted", self.directory, self.metadata_file)
+                logger.warning(
+                    "%s has no %s (here or in a parent folder): reading every .bc file, sorted",
+                    self.directory,
+                    self.metadata_file,
+                )
                 names = walk_bitcode(self.directory)
             self._uris = [self._uri(name) for name in names]
         return self._uris
@@ -164,4 +176,6 @@ class FileDataset(Dataset):
 
 def codecontest_dataset(directory: str | os.PathLike, install_command: str | None = None) -> FileDataset:
     """`file_dataset_codecontest`: per-mode metadata_small_* lists, val capped at 50 and test at 100."""
-    return FileDataset(directory, split_files=CODECONTEST_SPLIT_FILES, mode_limits=CODECONTEST_LIMITS, install_command=install_command)
+    return FileDataset(
+        directory, split_files=CODECONTEST_SPLIT_FILES, mode_limits=CODECONTEST_LIMITS, install_command=install_command
+    )

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from ..benchmarks import Benchmark
 from ..errors import BenchmarkNotFoundError, CompileError, CompilerDreamError, UnknownNameError
-from ..toolchain import DEFAULT_FRONTEND_FLAGS, compile_source, find_tool
+from ..toolchain import DEFAULT_FRONTEND_FLAGS, find_tool
 from .base import UINT_MAX, Dataset, SeedUris
 from .paths import atomic_write_bytes, generator_cache_dir
 
@@ -32,6 +32,8 @@ CSMITH_OPTIONS = (
 )
 #: Moderate programs: csmith's defaults (10 functions, depth 5) reach 20k instructions.
 CSMITH_DEFAULTS: dict[str, int] = {"max-funcs": 5, "max-block-depth": 3}
+#: Bumped whenever the way programs are generated changes, so older cache entries are ignored.
+CACHE_FORMAT = 2
 LLVM_STRESS_OPTIONS = ("size",)
 LLVM_STRESS_DEFAULTS: dict[str, int] = {"size": 100}
 
@@ -59,7 +61,7 @@ def parse_generator_uri(uri: str) -> tuple[str, int, dict[str, int]]:
     return prefix, seed, options
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tool_identity(tool: str) -> str:
     """First line of `tool --version`, part of the cache key (outputs change across versions)."""
     try:  # in a temporary directory: `csmith --version` writes platform.info into its CWD
@@ -82,7 +84,9 @@ def csmith_include_dir() -> str:
         for candidate in [base / "csmith", *sorted(Path(p) for p in glob.glob(str(base / "csmith-*")))]:
             if (candidate / "csmith.h").is_file():
                 return str(candidate)
-    raise CompilerDreamError("csmith.h was not found (looked in <prefix>/include/csmith*); install it with: sudo apt-get install libcsmith-dev")
+    raise CompilerDreamError(
+        "csmith.h was not found (looked in <prefix>/include/csmith*); install it with: sudo apt-get install libcsmith-dev"
+    )
 
 
 class GeneratorDataset(Dataset):
@@ -93,7 +97,13 @@ class GeneratorDataset(Dataset):
     default_options: Mapping[str, int] = {}
     suffix = ".bc"
 
-    def __init__(self, name: str, description: str = "", options: Mapping[str, int] | None = None, cache_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        name: str,
+        description: str = "",
+        options: Mapping[str, int] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ):
         super().__init__(name, description)
         self.options = self._check_options(dict(options or {}), name)
         self._cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -101,7 +111,9 @@ class GeneratorDataset(Dataset):
     def _check_options(self, options: dict[str, int], where: str) -> dict[str, int]:
         unknown = sorted(set(options) - set(self.allowed_options))
         if unknown:
-            raise UnknownNameError(f"{where}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(self.allowed_options)}")
+            raise UnknownNameError(
+                f"{where}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(self.allowed_options)}"
+            )
         for key, value in options.items():
             if not isinstance(value, int) or value < 0:
                 raise UnknownNameError(f"{where}: option {key} must be a non-negative integer, got {value!r}")
@@ -140,7 +152,7 @@ class GeneratorDataset(Dataset):
         return self.benchmark(self.uri_for_seed(seed, **options))
 
     def _cache_key(self, seed: int, options: Mapping[str, int]) -> str:
-        text = repr((self.name, seed, sorted(options.items()), self._toolchain_identity()))
+        text = repr((CACHE_FORMAT, self.name, seed, sorted(options.items()), self._toolchain_identity()))
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     def _toolchain_identity(self) -> tuple[str, ...]:
@@ -172,7 +184,12 @@ class CsmithDataset(GeneratorDataset):
     allowed_options = CSMITH_OPTIONS
     default_options = CSMITH_DEFAULTS
 
-    def __init__(self, options: Mapping[str, int] | None = None, cache_dir: str | os.PathLike | None = None, timeout: float = 120.0):
+    def __init__(
+        self,
+        options: Mapping[str, int] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        timeout: float = 120.0,
+    ):
         super().__init__("generator://csmith-v0", "Random conformant C99 programs (csmith)", options, cache_dir)
         self.timeout = timeout
 
@@ -200,8 +217,21 @@ class CsmithDataset(GeneratorDataset):
 
     def _generate(self, seed: int, options: Mapping[str, int]) -> bytes:
         with tempfile.TemporaryDirectory(prefix="compilerdream-csmith-") as tmp:
-            source = self._run_csmith(seed, options, Path(tmp))
-            return compile_source(source, flags=DEFAULT_FRONTEND_FLAGS, include_dirs=[csmith_include_dir()], timeout=self.timeout)
+            source = self._run_csmith(seed, options, Path(tmp)).read_bytes()
+            # From stdin, as CompilerGym did: the module then names no temporary path,
+            # so the same seed gives the same bytes on every run and machine.
+            out = Path(tmp) / "out.bc"
+            flags = [*DEFAULT_FRONTEND_FLAGS, f"-I{csmith_include_dir()}"]
+            cmd = [find_tool("clang"), "-emit-llvm", "-c", "-w", *flags, "-x", "c", "-", "-o", str(out)]
+            try:
+                proc = subprocess.run(cmd, input=source, capture_output=True, timeout=self.timeout, cwd=tmp)
+            except subprocess.TimeoutExpired as exc:
+                raise CompileError(f"clang timed out after {self.timeout:.0f}s on csmith seed {seed}") from exc
+            if proc.returncode != 0 or not out.is_file():
+                raise CompileError(
+                    f"clang could not compile csmith seed {seed}: {proc.stderr.decode(errors='replace')[:300]}"
+                )
+            return out.read_bytes()
 
 
 class LlvmStressDataset(GeneratorDataset):
@@ -214,7 +244,12 @@ class LlvmStressDataset(GeneratorDataset):
     allowed_options = LLVM_STRESS_OPTIONS
     default_options = LLVM_STRESS_DEFAULTS
 
-    def __init__(self, options: Mapping[str, int] | None = None, cache_dir: str | os.PathLike | None = None, timeout: float = 60.0):
+    def __init__(
+        self,
+        options: Mapping[str, int] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        timeout: float = 60.0,
+    ):
         super().__init__("generator://llvm-stress-v0", "Random LLVM-IR programs (llvm-stress)", options, cache_dir)
         self.timeout = timeout
 
@@ -225,7 +260,10 @@ class LlvmStressDataset(GeneratorDataset):
         stress, assembler = find_tool("llvm-stress"), find_tool("llvm-as")
         try:
             ir = subprocess.run(
-                [stress, "-seed", str(seed), "-size", str(options["size"])], capture_output=True, timeout=self.timeout, cwd=tempfile.gettempdir()
+                [stress, "-seed", str(seed), "-size", str(options["size"])],
+                capture_output=True,
+                timeout=self.timeout,
+                cwd=tempfile.gettempdir(),
             )
             if ir.returncode != 0 or not ir.stdout:
                 raise CompileError(f"llvm-stress failed for seed {seed}: {ir.stderr.decode(errors='replace')[:300]}")
@@ -233,5 +271,7 @@ class LlvmStressDataset(GeneratorDataset):
         except subprocess.TimeoutExpired as exc:
             raise CompileError(f"llvm-stress timed out after {self.timeout:.0f}s for seed {seed}") from exc
         if bc.returncode != 0 or not bc.stdout:
-            raise CompileError(f"llvm-as rejected llvm-stress output for seed {seed}: {bc.stderr.decode(errors='replace')[:300]}")
+            raise CompileError(
+                f"llvm-as rejected llvm-stress output for seed {seed}: {bc.stderr.decode(errors='replace')[:300]}"
+            )
         return bc.stdout

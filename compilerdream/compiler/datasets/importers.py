@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import CompilerDreamError
 from .archives import download, safe_extract
 from .builder import BuildItem, BuildReport, _unique_names, _walk_sources, build
-from .files import SPLIT_FILES, CODECONTEST_SPLIT_FILES, read_metadata, walk_bitcode
+from .files import CODECONTEST_SPLIT_FILES, SPLIT_FILES, read_metadata, walk_bitcode
 from .paths import data_root, staging_dir
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,9 @@ def _safe_name(text: str, limit: int = 80) -> str:
 # -- CompilerDream's data zip -------------------------------------------------------------------------------
 
 
-def install_compilerdream_zip(archive: str | os.PathLike, data_root_dir: str | os.PathLike | None = None, force: bool = False) -> list[Path]:
+def install_compilerdream_zip(
+    archive: str | os.PathLike, data_root_dir: str | os.PathLike | None = None, force: bool = False
+) -> list[Path]:
     """Unpack CompilerDream's data zip (codecontest/, formai/, angha/ with metadata lists) under the data root.
 
     Each folder is checked (bitcode and a metadata list), then renamed into place;
@@ -54,7 +56,9 @@ def install_compilerdream_zip(archive: str | os.PathLike, data_root_dir: str | o
                 if name in CDREAM_FOLDERS and name not in found:
                     found[name] = Path(dirpath) / name
         if not found:
-            raise CorpusFormatError(f"{archive} holds none of the folders {', '.join(CDREAM_FOLDERS)}: not a CompilerDream data archive")
+            raise CorpusFormatError(
+                f"{archive} holds none of the folders {', '.join(CDREAM_FOLDERS)}: not a CompilerDream data archive"
+            )
         for name, folder in sorted(found.items()):
             lists = sorted(folder.glob("metadata*.json"))
             if not lists and not walk_bitcode(folder):
@@ -79,7 +83,9 @@ def _split_of_file(path: str) -> str | None:
     return next((_SPLIT_WORDS[w] for w in words if w in _SPLIT_WORDS), None)
 
 
-def codecontests_solutions(parquet: str | os.PathLike, max_per_problem: int | None = None) -> Iterator[tuple[str, int, str]]:
+def codecontests_solutions(
+    parquet: str | os.PathLike, max_per_problem: int | None = None
+) -> Iterator[tuple[str, int, str]]:
     """(problem name, index, C++ source) of every C++ solution in a CodeContests parquet file."""
     try:
         import pyarrow.parquet as pq
@@ -199,7 +205,14 @@ def formai_sources(inputs: Sequence[str], work: Path) -> list[Path]:
     return files
 
 
-def import_formai(inputs: Sequence[str], out: str | os.PathLike, workdir: str | os.PathLike | None = None, limit: int | None = None, jobs: int | None = None, progress: bool = True) -> BuildReport:
+def import_formai(
+    inputs: Sequence[str],
+    out: str | os.PathLike,
+    workdir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> BuildReport:
     """Compile FormAI's C programs into a file dataset (split per file, deterministically)."""
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="compilerdream-formai-"))
     files = sorted(formai_sources(inputs, work))[: limit or None]
@@ -210,4 +223,3 @@ def import_formai(inputs: Sequence[str], out: str | os.PathLike, workdir: str | 
         rel = f.relative_to(work).with_suffix(".bc").as_posix()
         items.append(BuildItem(rel.split("/", 1)[-1] if "/" in rel else rel, (str(f),), f.stem))
     return build(_unique_names(items), out, jobs=jobs, progress=progress, sources_description=list(inputs))
-

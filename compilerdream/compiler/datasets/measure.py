@@ -41,7 +41,9 @@ def link_bitcode(modules: list[bytes], timeout: float) -> bytes:
             paths.append(str(path))
         out = Path(tmp) / "linked.bc"
         try:
-            proc = subprocess.run([find_tool("llvm-link"), *paths, "-o", str(out)], capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                [find_tool("llvm-link"), *paths, "-o", str(out)], capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired as exc:
             raise CompileError(f"llvm-link timed out after {timeout:.0f}s") from exc
         if proc.returncode != 0 or not out.is_file():
@@ -59,7 +61,9 @@ def compile_and_measure(task: dict) -> dict:
     result: dict = {"name": name, "status": "failed"}
     try:
         pieces = [
-            compile_source(src, flags=task["flags"], include_dirs=task.get("include_dirs", ()), timeout=task.get("timeout", 120.0))
+            compile_source(
+                src, flags=task["flags"], include_dirs=task.get("include_dirs", ()), timeout=task.get("timeout", 120.0)
+            )
             for src in sources
         ]
         bitcode = pieces[0] if len(pieces) == 1 else link_bitcode(pieces, task.get("timeout", 120.0))

@@ -66,8 +66,20 @@ def configure_value(name: str, package: str, version: str, extra: Mapping[str, s
         return f'"{package} {version}"'
     if name in ("PACKAGE_BUGREPORT", "PACKAGE_URL"):
         return '""'
-    if name in ("STDC_HEADERS", "HAVE_STDC_HEADERS", "HAVE__BOOL", "_GNU_SOURCE", "_ALL_SOURCE", "__EXTENSIONS__", "HAVE_PROTOTYPES", "PROTOTYPES"):
+    if name in (
+        "STDC_HEADERS",
+        "HAVE_STDC_HEADERS",
+        "HAVE__BOOL",
+        "_GNU_SOURCE",
+        "_ALL_SOURCE",
+        "__EXTENSIONS__",
+        "HAVE_PROTOTYPES",
+        "PROTOTYPES",
+    ):
         return "1"
+    if name.startswith("SIZEOF_") and name.endswith("_CODE"):  # CMake's CheckTypeSize: a whole #define line
+        size = configure_value(name[: -len("_CODE")], package, version, extra)
+        return f"#define {name[: -len('_CODE')]} {size}" if size else ""
     if name.startswith("SIZEOF_"):
         size = SIZES.get(name[len("SIZEOF_") :])
         return str(size) if size else None
@@ -107,7 +119,9 @@ def _render_template(text: str, package: str, version: str, extra: Mapping[str, 
     return re.sub(r"\$\{(\w+)\}", substitute, rendered)
 
 
-def instantiate_templates(tree: str | os.PathLike, package: str, version: str, extra: Mapping[str, str] | None = None) -> list[str]:
+def instantiate_templates(
+    tree: str | os.PathLike, package: str, version: str, extra: Mapping[str, str] | None = None
+) -> list[str]:
     """Write X.h from X.h.in / X.h.cmake / X.h.generic templates where X.h is missing; returns the paths written."""
     written = []
     for path in sorted(Path(tree).rglob("*")):

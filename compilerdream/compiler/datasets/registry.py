@@ -52,7 +52,10 @@ CBENCH_22 = (
     "patricia", "qsort", "rijndael", "sha", "stringsearch", "stringsearch2", "susan", "tiff2bw", "tiff2rgba",
     "tiffdither", "tiffmedian",
 )  # fmt: skip
-CORESET_LISTS = {"coreset_nvp_test": "coreset_nvp_test_4683.txt", "coreset_nvp_zeroshot": "coreset_nvp_zeroshot_184.txt"}
+CORESET_LISTS = {
+    "coreset_nvp_test": "coreset_nvp_test_4683.txt",
+    "coreset_nvp_zeroshot": "coreset_nvp_zeroshot_184.txt",
+}
 _CORESET_DIR = Path(__file__).resolve().parent.parent / "data"
 _CDREAM_ZIP = "compilerdream datasets install compilerdream-data --from FILE.zip"
 FILE_DATASET_COMMANDS = {
@@ -76,7 +79,11 @@ class Datasets:
     any folder under the data root is a file dataset.
     """
 
-    def __init__(self, data_root: str | os.PathLike | None = None, generator_options: Mapping[str, Mapping[str, int]] | None = None):
+    def __init__(
+        self,
+        data_root: str | os.PathLike | None = None,
+        generator_options: Mapping[str, Mapping[str, int]] | None = None,
+    ):
         self.root = resolve_data_root(data_root)
         self._generator_options = {k: dict(v) for k, v in (generator_options or {}).items()}
         self._cache: dict[str, Dataset] = {}
@@ -99,7 +106,12 @@ class Datasets:
             directory = self.root / name
             command = FILE_DATASET_COMMANDS.get(name, f"compilerdream datasets build SOURCES... --out {directory}")
             if name == "codecontest":
-                dataset = FileDataset(directory, split_files=CODECONTEST_SPLIT_FILES, mode_limits=CODECONTEST_LIMITS, install_command=command)
+                dataset = FileDataset(
+                    directory,
+                    split_files=CODECONTEST_SPLIT_FILES,
+                    mode_limits=CODECONTEST_LIMITS,
+                    install_command=command,
+                )
             else:
                 dataset = FileDataset(directory, install_command=command)
             self._cache[key] = dataset
@@ -119,7 +131,9 @@ class Datasets:
             return self.task(key)
         if "/" not in key and key:
             return self.file_dataset(key)
-        raise UnknownNameError(f"unknown dataset '{name}': use a CompilerGym name (cbench-v1), a generator, a task name or a folder under {self.root}")
+        raise UnknownNameError(
+            f"unknown dataset '{name}': use a CompilerGym name (cbench-v1), a generator, a task name or a folder under {self.root}"
+        )
 
     def __contains__(self, name: str) -> bool:
         try:
@@ -140,7 +154,12 @@ class Datasets:
             return []
         found = []
         for child in sorted(self.root.iterdir()):
-            if not child.is_dir() or child.name.startswith(".") or child.name in compilergym_specs() or (child / INSTALL_MARKER).exists():
+            if (
+                not child.is_dir()
+                or child.name.startswith(".")
+                or child.name in compilergym_specs()
+                or (child / INSTALL_MARKER).exists()
+            ):
                 continue
             if (child / METADATA_FILE).is_file() or (child / MANIFEST_FILE).is_file() or any(child.glob("*.bc")):
                 found.append(self.file_dataset(child.name))
@@ -194,7 +213,9 @@ class Datasets:
         if key in CORESET_LISTS:
             lines = (_CORESET_DIR / CORESET_LISTS[key]).read_text(encoding="utf-8").splitlines()
             return ListDataset(key, [ln.strip() for ln in lines if ln.strip()], self.benchmark, self.dataset_for_uri)
-        raise UnknownNameError(f"unknown task dataset '{name}': use one of {', '.join(task_names())} or file_dataset_<folder>")
+        raise UnknownNameError(
+            f"unknown task dataset '{name}': use one of {', '.join(task_names())} or file_dataset_<folder>"
+        )
 
 
 _REGISTRIES: dict[str, Datasets] = {}

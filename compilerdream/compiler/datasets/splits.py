@@ -121,7 +121,9 @@ class ChainedSplit(Split):
     length; a generator member counts as `generator_weight` benchmarks).
     """
 
-    def __init__(self, dataset: Dataset | None, mode: str, parts: Sequence[Split], generator_weight: int = GENERATOR_CHAIN_WEIGHT):
+    def __init__(
+        self, dataset: Dataset | None, mode: str, parts: Sequence[Split], generator_weight: int = GENERATOR_CHAIN_WEIGHT
+    ):
         self.parts = list(parts)
         self.generator_weight = generator_weight
         self._offsets = list(itertools.accumulate(len(p) for p in self.parts))
