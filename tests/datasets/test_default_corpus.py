@@ -54,7 +54,7 @@ def test_configure_templates_are_instantiated(tmp_path):
         "#undef HAVE_STDLIB_H\n#undef HAVE_NO_SUCH_HEADER_H\n#undef SIZEOF_LONG\n#undef VERSION\n#undef HAVE_STRDUP\n#undef FROB\n"
     )
     (tmp_path / "ver.h.in").write_text(
-        '#define V "@PACKAGE_VERSION@"\n#define W @UNKNOWN@\n#cmakedefine01 HAVE_STDINT_H\n'
+        '#define V "@PACKAGE_VERSION@"\n#define W @UNKNOWN@\n#cmakedefine01 HAVE_STDINT_H\n@OPTIONAL@\n@SIZEOF_INT_CODE@\n'
     )
     (tmp_path / "keep.h.in").write_text("x")
     (tmp_path / "keep.h").write_text("original")
@@ -63,7 +63,8 @@ def test_configure_templates_are_instantiated(tmp_path):
     assert "#define HAVE_STDLIB_H 1" in config and "/* #undef HAVE_NO_SUCH_HEADER_H */" in config
     assert "#define SIZEOF_LONG 8" in config and '#define VERSION "1.2"' in config
     assert "#define HAVE_STRDUP 1" in config and "#define FROB 7" in config
-    assert (tmp_path / "ver.h").read_text() == '#define V "1.2"\n#define W 0\n#define HAVE_STDINT_H 1\n'
+    expected = '#define V "1.2"\n#define W 0\n#define HAVE_STDINT_H 1\n\n#define SIZEOF_INT 4\n'
+    assert (tmp_path / "ver.h").read_text() == expected
     assert (tmp_path / "keep.h").read_text() == "original" and len(written) == 2
     assert configure_value("HAVE_STDBOOL_H", "p", "1") == "1"
 

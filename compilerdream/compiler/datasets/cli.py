@@ -85,7 +85,7 @@ def _list(args: argparse.Namespace) -> int:
     print(f"data root: {datasets.root}")
     for dataset in datasets:
         if dataset.is_generator:
-            status, size = "generator", "∞"
+            status, size = "generator", "2^32 seeds"
         else:
             status = "installed" if dataset.installed else "not installed"
             size = f"{dataset.size:,}" if dataset.installed or hasattr(dataset, "spec") else "?"

@@ -115,6 +115,11 @@ def _render_template(text: str, package: str, version: str, extra: Mapping[str, 
         value = configure_value(match.group(1), package, version, extra)
         return value.strip('"') if value is not None else "0"
 
+    def whole_line(match: re.Match) -> str:  # a line that is only a placeholder holds optional code
+        value = configure_value(match.group(1), package, version, extra)
+        return value if value is not None else ""
+
+    rendered = re.sub(r"^[ \t]*@(\w+)@[ \t]*$", whole_line, rendered, flags=re.M)
     rendered = re.sub(r"@(\w+)@", substitute, rendered)
     return re.sub(r"\$\{(\w+)\}", substitute, rendered)
 
