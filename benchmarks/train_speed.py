@@ -117,7 +117,7 @@ def main() -> int:
     from compilerdream.config import load_configs
 
     if args.device == "cpu":
-        torch.set_num_threads(max(1, min(os.cpu_count() or 1, 2)))
+        torch.set_num_threads(1)  # as the driver does on CPU: the compiler workers need the other core
     rows = {}
     for name in args.presets.split(","):
         config = load_configs(PRESETS[name]).update({"device": args.device})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
 
 
 def geomean(values: Iterable[float]) -> float:
@@ -28,12 +30,12 @@ def leaderboard_reward(o0: float, oz: float, final: float) -> float:
 def dataset_of(uri: str) -> str:
     """Dataset a benchmark URI belongs to: `cbench-v1` for benchmark://cbench-v1/qsort.
 
-    For file:// URIs (which the reference grouped one file per "dataset") the parent
-    directory's name is used, so a folder of programs is one group.
+    For file:// URIs (which the reference grouped one file per "dataset") it is the name
+    of the nearest enclosing folder that holds dataset metadata (metadata*.json or
+    manifest.json), else the parent folder's name, so a folder of programs is one group.
     """
     if uri.startswith("file://"):
-        parts = uri[len("file://") :].rstrip("/").split("/")
-        return parts[-2] if len(parts) >= 2 and parts[-2] else "file"
+        return _file_dataset_name(uri[len("file://") :])
     rest = uri.split("://", 1)[-1]
     return rest.split("/", 1)[0]
 
@@ -50,3 +52,18 @@ def summarize(rows: Sequence[Mapping], value_key: str, group_key: str = "dataset
         "geomean_of_datasets": geomean(per_group.values()),
         "raw_geomean": geomean(float(r[value_key]) for r in rows),
     }
+
+
+@lru_cache(maxsize=4096)
+def _dataset_folder(directory: str) -> str | None:
+    """Nearest folder at or above `directory` that holds dataset metadata, if any."""
+    path = Path(directory)
+    for folder in (path, *path.parents):
+        if (folder / "metadata.json").exists() or (folder / "manifest.json").exists() or any(folder.glob("metadata_*.json")):
+            return folder.name
+    return None
+
+
+def _file_dataset_name(path: str) -> str:
+    parent = Path(path.rstrip("/")).parent
+    return _dataset_folder(str(parent)) or parent.name or "file"
