@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from agent_helpers import make_checkpoint, write_file_dataset
 
 import compilerdream.coreset as coreset
-from compilerdream.agent import Agent
 from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.env import LlvmEnv
-from compilerdream.config import load_configs
 from compilerdream.coreset import (
     TOP_K,
     Candidate,
@@ -32,8 +31,7 @@ from compilerdream.coreset import (
     run_coreset,
     spearman,
 )
-from compilerdream.driver import save_checkpoint
-from compilerdream.search import BenchmarkRef, agent_spaces, load_agent
+from compilerdream.search import BenchmarkRef, load_agent
 from compilerdream.task import TaskSettings, load_coreset_sequences
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,20 +47,11 @@ def single_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def make_checkpoint(directory: Path, act_space: str = "NoLimit") -> Path:
-    """An untrained `debug` agent (NoLimit unless told) saved as the driver does."""
-    config = load_configs(["compilergym", "compilergym_dv3", "debug"]).update({"compilergym.act_space": act_space})
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    obs_space, num_actions = agent_spaces(TaskSettings.from_config(config))
-    save_checkpoint(directory / "variables.pt", Agent(obs_space, num_actions, config, "cpu"), {})
-    config.save(directory / "config.yaml")
-    return directory
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("agent"))
+    return make_checkpoint(tmp_path_factory.mktemp("agent"), **{"compilergym.act_space": "NoLimit"})
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +63,7 @@ def programs() -> dict[str, Benchmark]:
 def data_root(tmp_path_factory, programs) -> Path:
     """A data root holding the file dataset `progs` (the two sample programs as bitcode)."""
     root = tmp_path_factory.mktemp("data")
-    (root / "progs").mkdir()
-    for name, bench in programs.items():
-        (root / "progs" / f"{name}.bc").write_bytes(bench.data)
-    (root / "progs" / "metadata.json").write_text(json.dumps([f"{n}.bc" for n in NAMES]))
+    write_file_dataset(root, "progs", {name: bench.data for name, bench in programs.items()})
     return root
 
 
@@ -201,7 +187,7 @@ def test_coreset_results_are_consistent(coreset_run):
 
 
 def test_coreset_needs_a_nolimit_agent(tmp_path, data_root):
-    autophase = make_checkpoint(tmp_path / "autophase", "Autophase")
+    autophase = make_checkpoint(tmp_path / "autophase", **{"compilergym.act_space": "Autophase"})
     agent, config = load_agent(autophase, "cpu")
     with pytest.raises(ValueError, match="NoLimit"):
         check_coreset_agent(agent, TaskSettings.from_config(config))

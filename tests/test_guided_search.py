@@ -12,13 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from agent_helpers import debug_config, make_checkpoint, write_file_dataset
 
-from compilerdream.agent import Agent
 from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.env import LlvmEnv
 from compilerdream.compiler.search import Budget, search_benchmark
-from compilerdream.config import Config, load_configs
-from compilerdream.driver import save_checkpoint
 from compilerdream.search import (
     AgentObserver,
     BenchmarkRef,
@@ -47,19 +45,7 @@ def single_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def debug_config(**overrides) -> Config:
-    return load_configs(["compilergym", "compilergym_dv3", "debug"]).update(overrides)
 
-
-def make_checkpoint(directory: Path, seed: int = 0, **overrides) -> Path:
-    """An untrained `debug` agent saved as the driver does (variables.pt + config.yaml)."""
-    config = debug_config(**overrides)
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    obs_space, num_actions = agent_spaces(TaskSettings.from_config(config))
-    save_checkpoint(directory / "variables.pt", Agent(obs_space, num_actions, config, "cpu"), {})
-    config.save(directory / "config.yaml")
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +62,7 @@ def programs() -> dict[str, Benchmark]:
 def data_root(tmp_path_factory, programs) -> Path:
     """A data root holding the file dataset `progs` (two sample programs as bitcode)."""
     root = tmp_path_factory.mktemp("data")
-    (root / "progs").mkdir()
-    for name, bench in programs.items():
-        (root / "progs" / f"{name}.bc").write_bytes(bench.data)
-    (root / "progs" / "metadata.json").write_text(json.dumps([f"{n}.bc" for n in NAMES]))
+    write_file_dataset(root, "progs", {name: bench.data for name, bench in programs.items()})
     return root
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from agent_helpers import write_file_dataset
 
 from compilerdream.compiler.metrics import geomean
 from compilerdream.compiler.toolchain import compile_source
@@ -23,15 +24,7 @@ PROGRAMS = sorted((REPO / "examples" / "programs").glob("*.c"))
 
 def make_file_dataset(root: Path) -> Path:
     """The sample programs as a file dataset in the reference layout: .bc files + metadata.json."""
-    folder = root / "progs"
-    folder.mkdir(parents=True)
-    names = []
-    for source in PROGRAMS:
-        name = source.stem + ".bc"
-        (folder / name).write_bytes(compile_source(source))
-        names.append(name)
-    (folder / "metadata.json").write_text(json.dumps(names))
-    return folder
+    return write_file_dataset(root, "progs", {source.stem: compile_source(source) for source in PROGRAMS})
 
 
 def random_policy_reduction(benchmarks: list[str], episodes: int, seed: int) -> float:

@@ -1,0 +1,40 @@
+"""Shared by the guided-search, coreset and learning tests: debug checkpoints and small file datasets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from compilerdream.agent import Agent
+from compilerdream.config import Config, load_configs
+from compilerdream.driver import save_checkpoint
+from compilerdream.search import agent_spaces
+from compilerdream.task import TaskSettings
+
+
+def debug_config(**overrides) -> Config:
+    return load_configs(["compilergym", "compilergym_dv3", "debug"]).update(overrides)
+
+
+def make_checkpoint(directory: Path, seed: int = 0, **overrides) -> Path:
+    """An untrained `debug` agent saved as the driver does (variables.pt + config.yaml)."""
+    config = debug_config(**overrides)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    obs_space, num_actions = agent_spaces(TaskSettings.from_config(config))
+    save_checkpoint(directory / "variables.pt", Agent(obs_space, num_actions, config, "cpu"), {})
+    config.save(directory / "config.yaml")
+    return directory
+
+
+def write_file_dataset(root: Path, name: str, bitcode: Mapping[str, bytes]) -> Path:
+    """A file dataset in the reference layout: `root/name/*.bc` plus metadata.json in that order."""
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, data in bitcode.items():
+        (folder / f"{stem}.bc").write_bytes(data)
+    (folder / "metadata.json").write_text(json.dumps([f"{stem}.bc" for stem in bitcode]))
+    return folder
