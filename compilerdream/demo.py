@@ -1,7 +1,8 @@
 """`compilerdream demo`: the README's main job on an embedded default.
 
-1. Corpus: the offline default corpus (`data/default`) when it has been built, else a
-   quick subset of it (a few Debian source packages + csmith programs), built here.
+1. Corpus: the offline default corpus (`data/default`), built here when missing (~6 min on
+   2 cores, resumable); with `--quick`, or if it cannot be built, a quick subset of it
+   (two Debian source packages + a few csmith programs, seconds).
 2. Training: the agent with the `small` preset for a bounded time (tqdm progress).
 3. Test: the trained agent's test table against -Oz and random search with the same
    number of compilations (one 45-step rollout = 45 compilations).
@@ -32,17 +33,24 @@ def corpus_ready(directory: Path) -> bool:
     return (directory / "metadata.json").exists() or (directory / "manifest.json").exists()
 
 
-def prepare_corpus(data_root: Path, quick_name: str, jobs: int) -> str:
-    """Name of the file dataset to train on: `default` if built, else a quick subset built now."""
-    if corpus_ready(data_root / "default"):
-        print(f"using the default corpus in {data_root / 'default'}")
+def prepare_corpus(data_root: Path, quick_name: str, jobs: int, quick: bool) -> str:
+    """Name of the file dataset to train on: `default` (built if missing), else a quick subset."""
+    from compilerdream.compiler.datasets import cli as datasets_cli
+
+    full = data_root / "default"
+    if corpus_ready(full):
+        print(f"using the default corpus in {full}")
         return "default"
+    if not quick:
+        print(f"building the default corpus in {full} (about 6 minutes on 2 cores; --quick skips this)")
+        if datasets_cli.main(["build-default", "--out", str(full), "--jobs", str(jobs)]) == 0 and corpus_ready(full):
+            return "default"
+        print("building the default corpus failed (messages above); falling back to a quick subset")
     target = data_root / quick_name
     if corpus_ready(target):
         print(f"using the quick corpus in {target} (build the full one with: compilerdream datasets build-default)")
         return quick_name
-    print(f"the default corpus is not built yet; building a quick subset of it in {target}")
-    from compilerdream.compiler.datasets import cli as datasets_cli
+    print(f"building a quick subset of the default corpus in {target}")
 
     code = datasets_cli.main(["build-default", "--tiny", "--out", str(target), "--jobs", str(jobs)])
     if code != 0 or not corpus_ready(target):
@@ -80,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="compilerdream demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--logdir", default="runs/demo", help="every output of the demo goes here")
     p.add_argument("--data-root", default=None, help="datasets folder (default: $COMPILERDREAM_DATA or ./data)")
-    p.add_argument("--minutes", type=float, default=20.0, help="training time limit")
+    p.add_argument("--minutes", type=float, default=15.0, help="training time limit")
+    p.add_argument("--quick", action="store_true", help="train on a tiny corpus subset instead of the default corpus")
     p.add_argument("--search-compilations", type=int, default=300, help="budget per program in the evaluation")
     p.add_argument("--test-eps", type=int, default=12, help="test programs")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
@@ -94,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
 
     banner("1/5 corpus")
-    dataset = prepare_corpus(data_root, "default-quick", args.jobs)
+    dataset = prepare_corpus(data_root, "default-quick", args.jobs, args.quick)
 
     banner(f"2/5 training the agent (small preset, up to {args.minutes:g} minutes)")
     outcome = train(logdir / "agent", dataset, data_root, args.minutes, args.seed, args.test_eps)
