@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import pytest
 import torch
 
 from compilerdream.agent import Agent
@@ -38,3 +39,12 @@ def write_file_dataset(root: Path, name: str, bitcode: Mapping[str, bytes]) -> P
         (folder / f"{stem}.bc").write_bytes(data)
     (folder / "metadata.json").write_text(json.dumps([f"{stem}.bc" for stem in bitcode]))
     return folder
+
+
+@pytest.fixture
+def single_thread() -> Iterator[None]:
+    """Tiny nets are fastest on one thread; two fight the compiler worker on a 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -7,13 +7,15 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from agent_helpers import make_checkpoint, write_file_dataset
+from agent_helpers import (
+    make_checkpoint,
+    single_thread,  # noqa: F401  (fixture, used through pytestmark)
+    write_file_dataset,
+)
 
 import compilerdream.coreset as coreset
 from compilerdream.compiler.benchmarks import Benchmark
@@ -39,12 +41,6 @@ PROGRAMS = REPO / "examples" / "programs"
 NAMES = ("qsort", "crc32")
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 
@@ -76,6 +72,8 @@ def coreset_run(checkpoint, programs, tmp_path_factory) -> tuple[Path, dict]:
     data = run_coreset(agent, refs, TaskSettings.from_config(config), out, progress=False)
     return out, data
 
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 # ---------------------------------------------------------------------------------------------
 # Spearman (hand-computed)

@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from agent_helpers import debug_config, make_checkpoint, write_file_dataset
+from agent_helpers import (
+    debug_config,
+    make_checkpoint,
+    single_thread,  # noqa: F401  (fixture, used through pytestmark)
+    write_file_dataset,
+)
 
 from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.env import LlvmEnv
@@ -36,13 +39,6 @@ NAMES = ("qsort", "crc32")
 MINIMAL_IR = "define i32 @identity(i32 %x) {\n  ret i32 %x\n}\n"
 
 
-@pytest.fixture(autouse=True)
-def single_thread() -> Iterator[None]:
-    """Tiny nets are fastest on one thread; two fight the compiler worker on a 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 
@@ -65,6 +61,8 @@ def data_root(tmp_path_factory, programs) -> Path:
     write_file_dataset(root, "progs", {name: bench.data for name, bench in programs.items()})
     return root
 
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 # ---------------------------------------------------------------------------------------------
 # The agent's observation equals the task's
