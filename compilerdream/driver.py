@@ -90,9 +90,8 @@ class EpisodeRunner:
     carried across steps (rows restart on is_first).
     """
 
-    def __init__(self, vec, num_actions: int, forced_sequences: list[list[int]] | None = None, rng=None):
+    def __init__(self, vec, forced_sequences: list[list[int]] | None = None, rng=None):
         self.vec = vec
-        self.num_actions = num_actions
         self.forced = forced_sequences
         self.rng = rng or np.random.default_rng(0)
         self.obs: list[dict] | None = None
@@ -186,13 +185,13 @@ class EpisodeRunner:
 
 
 def stack_obs(obs_list: list[dict]) -> dict[str, np.ndarray]:
+    """Stack the numeric keys of several obs dicts (a batch of envs, or the steps of an episode)."""
     keys = [k for k, v in obs_list[0].items() if k not in REPLAY_SKIP and not isinstance(v, str)]
     return {k: np.stack([np.asarray(o[k]) for o in obs_list]) for k in keys}
 
 
 def stack_episode(steps: list[dict]) -> dict[str, np.ndarray]:
-    keys = [k for k, v in steps[0].items() if k not in REPLAY_SKIP and not isinstance(v, str)]
-    episode = {k: np.stack([np.asarray(s[k]) for s in steps]) for k in keys}
+    episode = stack_obs(steps)
     if any(s.get("error") for s in steps):
         episode["error"] = np.asarray(True)
     return episode
@@ -255,7 +254,7 @@ def test_table(results: dict[str, dict], metrics: dict[str, float], step: int) -
     return "\n".join(lines) + "\n"
 
 
-def run_test(agent, config, logdir: Path, step: int, logger, test_vec, num_actions: int) -> dict[str, float]:
+def run_test(agent, config, logdir: Path, step: int, logger, test_vec) -> dict[str, float]:
     """`test_eps` greedy episodes on the test split; in coreset-enumerate mode every sequence on every benchmark."""
     from compilerdream.task import load_coreset_sequences
 
@@ -281,7 +280,7 @@ def run_test(agent, config, logdir: Path, step: int, logger, test_vec, num_actio
     for k, plan in enumerate(plans):
         current["k"] = k if plan is not None else None
         task.restart_iteration()
-        runner = EpisodeRunner(test_vec, num_actions, forced_sequences=plan)
+        runner = EpisodeRunner(test_vec, forced_sequences=plan)
         runner.run(lambda obs, state: agent.policy(obs, state, mode="eval"), episodes=n_bench, on_episode=on_episode)
     metrics = summarize_test(results)
     write_json(logdir / "test_results.json", {"step": step, "metrics": metrics, "results": results})
@@ -297,11 +296,11 @@ def run_test(agent, config, logdir: Path, step: int, logger, test_vec, num_actio
 write_json = atomic_write_json
 
 
-def run_validation(agent, config, logger, val_vec, num_actions: int) -> float:
+def run_validation(agent, config, logger, val_vec) -> float:
     """`eval_eps` greedy episodes on the validation split (same programs each time); returns the reduction geomean."""
     summaries: list[dict] = []
     val_vec.tasks[0].restart_iteration()
-    runner = EpisodeRunner(val_vec, num_actions)
+    runner = EpisodeRunner(val_vec)
     runner.run(lambda obs, state: agent.policy(obs, state, mode="eval"), episodes=int(config["eval_eps"]),
                on_episode=lambda episode, info: summaries.append(episode_summary(episode, info)))
     reductions = [v["reduction"] for v in summaries]
@@ -414,7 +413,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
         counters["episodes"] += 1
         if s["error"]:
             log.warning("episode on %s hit a compiler error and is not replayed: %s", s["benchmark"], s["error"])
-        accepted = replay.add_episode(episode)
+        replay.add_episode(episode)  # filters and errored episodes are counted in replay.stats()
         logger.scalar("train/return", s["score"])
         logger.scalar("train/reduction", s["reduction"])
         logger.scalar("train/length", s["length"])
@@ -424,7 +423,6 @@ def run(config, argv: Sequence[str] = ()) -> dict:
                 logger.scalar(f"replay/{key}", stats[key])
         recent_returns.append(s["score"])
         recent_reductions.append(s["reduction"])
-        del accepted
 
     recent_returns: list[float] = []
     recent_reductions: list[float] = []
@@ -485,7 +483,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
         bar = tqdm(total=total, initial=counters["step"], desc="train", unit="step", dynamic_ncols=True,
                    disable=test_only)
         if train_vec is not None:
-            runner = EpisodeRunner(train_vec, num_actions, forced_sequences=forced,
+            runner = EpisodeRunner(train_vec, forced_sequences=forced,
                                    rng=np.random.default_rng(int(config["seed"])))
             prefill = max(0, int(config["prefill"]) - counters["step"])
             if prefill and not resumed:
@@ -515,14 +513,14 @@ def run(config, argv: Sequence[str] = ()) -> dict:
         while True:
             if not config["no_eval"]:
                 if val_vec is not None:
-                    vg = run_validation(agent, config, logger, val_vec, num_actions)
+                    vg = run_validation(agent, config, logger, val_vec)
                     if vg > counters["best_val"]:
                         counters["best_val"] = vg
                         save(BEST_VAL)
                 if test_vec is not None and counters["eval_count"] % int(config["test_interval"]) == 0:
                     if config["save_all_models"]:
                         save(f"variables_s{counters['step']}.pt")
-                    last_test = run_test(agent, config, logdir, counters["step"], logger, test_vec, num_actions)
+                    last_test = run_test(agent, config, logdir, counters["step"], logger, test_vec)
                     last_test_step = counters["step"]
                     print(f"[test step {counters['step']}] reduction geomean {last_test['test_reduction_geomean']:.4f} "
                           f"(raw {last_test['test_raw_reduction_geomean']:.4f}); table: {logdir / 'test_results.md'}")
@@ -539,7 +537,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
             save()
             if test_vec is not None and not config["no_eval"] and last_test_step != counters["step"]:
                 # A final test, so the trained agent's result is always reported.
-                last_test = run_test(agent, config, logdir, counters["step"], logger, test_vec, num_actions)
+                last_test = run_test(agent, config, logdir, counters["step"], logger, test_vec)
                 print(f"[final test step {counters['step']}] reduction geomean {last_test['test_reduction_geomean']:.4f}; "
                       f"table: {logdir / 'test_results.md'}")
     except KeyboardInterrupt:

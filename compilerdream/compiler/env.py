@@ -296,14 +296,14 @@ class LlvmEnv(gym.Env):
         rew_names = list(reward_spaces) if reward_spaces is not None else (
             [self._reward_space_name] if self._reward_space_name else []
         )
-        native, derived_from = self._native_observations(obs_names + [reward_spec(r).cost for r in rew_names])
+        native = self._native_observations(obs_names + [reward_spec(r).cost for r in rew_names])
         try:
             changed, values = self.worker.request("step", self._session, pipelines, tuple(native), timeout=self.step_timeout)
         except SessionError as exc:
             return self._error_step(exc, obs_names, rew_names)
         self.actions.extend(actions)
         self._pipelines.extend(pipelines)
-        observations = [self._derive(n, values, derived_from) for n in obs_names]
+        observations = [self._derive(n, values) for n in obs_names]
         rewards = []
         for r in rew_names:
             spec = reward_spec(r)
@@ -364,7 +364,8 @@ class LlvmEnv(gym.Env):
         "ObjectTextSizeOz",
     )
 
-    def _native_observations(self, names: Iterable[str]) -> tuple[list[str], dict]:
+    def _native_observations(self, names: Iterable[str]) -> list[str]:
+        """The observations the worker must compute to answer `names` (derived and baseline ones excluded)."""
         native: list[str] = []
         for n in names:
             if n not in OBSERVATION_SPACE_NAMES:
@@ -374,9 +375,9 @@ class LlvmEnv(gym.Env):
                 continue
             if base not in native:
                 native.append(base)
-        return native, self._DERIVED
+        return native
 
-    def _derive(self, name: str, values: dict, derived_from: dict):
+    def _derive(self, name: str, values: dict):
         if name in self._BASELINES:
             return self._baseline(name)
         if name == "AutophaseDict":
@@ -398,13 +399,13 @@ class LlvmEnv(gym.Env):
         if name in self._BASELINES:
             return self._baseline(name)
         self._ensure_session()
-        native, derived_from = self._native_observations([name])
+        native = self._native_observations([name])
         try:
             values = self.worker.request("observe", self._session, tuple(native), timeout=max(self.step_timeout, 300))
         except SessionError as exc:
             self._session = None
             raise SessionError(f"computing observation {name} failed: {exc}", exc.error_type) from None
-        return self._derive(name, values, derived_from)
+        return self._derive(name, values)
 
     def _baseline(self, name: str) -> np.int64:
         if name not in self._BASELINES:

@@ -95,7 +95,8 @@ class ActionSpace(spaces.Discrete):
     def __eq__(self, other) -> bool:
         return isinstance(other, ActionSpace) and other.name == self.name and other.entries == self.entries
 
-    __hash__ = spaces.Discrete.__hash__ if hasattr(spaces.Discrete, "__hash__") else object.__hash__
+    def __hash__(self) -> int:
+        return hash((self.name, self.entries))
 
     def check(self, action) -> int:
         """Validate an action index (numpy ints accepted) and return it as int."""
