@@ -94,12 +94,18 @@ llvm::TargetMachine *targetMachineFor(const std::string &triple) {
   auto it = cache.find(triple);
   if (it != cache.end()) return it->second.get();
   std::string error;
+#if LLVM_VERSION_MAJOR >= 21
+  // From LLVM 21 the target APIs take a Triple; the string overloads are deprecated.
+  const llvm::Triple tripleObj(triple);
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(tripleObj, error);
+#else
   const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+#endif
   llvm::TargetMachine *tm = nullptr;
   if (target) {
     llvm::TargetOptions options;
 #if LLVM_VERSION_MAJOR >= 21
-    tm = target->createTargetMachine(llvm::Triple(triple), "", "", options, std::nullopt);
+    tm = target->createTargetMachine(tripleObj, "", "", options, std::nullopt);
 #else
     tm = target->createTargetMachine(triple, "", "", options, std::nullopt);
 #endif
@@ -265,15 +271,23 @@ std::array<int64_t, kNumAutophase> computeAutophase(const llvm::Module &M) {
 
       for (const llvm::Instruction &I : BB) {
         ++f[TotalInsts];
+        auto countConstant = [&f](const llvm::ConstantInt *c) {
+          unsigned bits = c->getBitWidth();
+          if (bits == 32) ++f[const32Bit];
+          else if (bits == 64) ++f[const64Bit];
+          if (c->getValue() == 1) ++f[numConstOnes];
+          else if (c->isZero()) ++f[numConstZeroes];
+        };
         for (unsigned i = 0; i < I.getNumOperands(); ++i) {
-          if (auto *c = llvm::dyn_cast<llvm::ConstantInt>(I.getOperand(i))) {
-            unsigned bits = c->getBitWidth();
-            if (bits == 32) ++f[const32Bit];
-            else if (bits == 64) ++f[const64Bit];
-            if (c->getValue() == 1) ++f[numConstOnes];
-            else if (c->isZero()) ++f[numConstZeroes];
-          }
+          if (auto *c = llvm::dyn_cast<llvm::ConstantInt>(I.getOperand(i))) countConstant(c);
         }
+#if LLVM_VERSION_MAJOR >= 22
+        // LLVM 22 keeps switch case values beside the operands, not among them;
+        // LLVM 10 (and 19) counted them as operands, so walk them explicitly.
+        if (auto *sw = llvm::dyn_cast<llvm::SwitchInst>(&I)) {
+          for (const auto &kase : sw->cases()) countConstant(kase.getCaseValue());
+        }
+#endif
         if (llvm::isa<llvm::BinaryOperator>(I)) {
           if (llvm::isa<llvm::Constant>(I.getOperand(0)) || llvm::isa<llvm::Constant>(I.getOperand(1)))
             ++f[binaryConstArg];
