@@ -1,35 +1,92 @@
 #!/usr/bin/env bash
-# Idempotent set-up on Debian/Ubuntu: LLVM 19 + clang 19 + csmith from apt when
-# missing, torch (CPU build) when missing, then compilerdream itself (editable).
-# Every action is printed; anything already present is left alone.
+# Idempotent set-up on Debian/Ubuntu. Installs what is missing and prints every action:
+#   apt: LLVM 19 + clang 19 + csmith, and a C++ compiler and Python headers for the engine;
+#   a Python to install into (see pick_python below);
+#   pip: torch (CPU build) when missing, then compilerdream itself (editable).
+# Options: --force rebuilds the engine and reinstalls the package;
+#          --print-python prints the chosen interpreter's path on stdout (scripts/run.sh uses it).
+# Everything else this script or its commands print goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+exec 3>&1 1>&2
 
 say() { echo "[setup] $*"; }
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-
-APT_PACKAGES=(llvm-19-dev llvm-19 clang-19 csmith libcsmith-dev)
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$pkg")
-  fi
+FORCE=0
+PRINT_PYTHON=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=1 ;;
+    --print-python) PRINT_PYTHON=1 ;;
+    *) say "unknown option '$arg' (known: --force, --print-python)"; exit 2 ;;
+  esac
 done
-if [ ${#missing[@]} -gt 0 ]; then
+
+apt_missing() {  # prints the packages of "$@" that dpkg does not report as installed
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"
+  done
+}
+apt_install() {
+  [ $# -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null; then
-    say "missing ${missing[*]} and apt-get is not available: install LLVM 19 (llvm-19-dev, clang-19) and csmith yourself"
+    say "missing $* and apt-get is not available: install them (LLVM 19 dev files, clang 19, csmith, a C++ compiler, Python 3 with headers) yourself"
     exit 1
   fi
-  say "apt-get install ${missing[*]}"
+  say "apt-get install $*"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- system packages ---------------------------------------------------------
+APT_PACKAGES=(llvm-19-dev llvm-19 clang-19 csmith libcsmith-dev)
+command -v c++ >/dev/null || APT_PACKAGES+=(g++)
+command -v python3 >/dev/null || APT_PACKAGES+=(python3)
+mapfile -t missing < <(apt_missing "${APT_PACKAGES[@]}")
+if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; else say "apt packages present: ${APT_PACKAGES[*]}"; fi
+
+# --- the Python to install into ---------------------------------------------
+# $PYTHON when set; else an existing ./.venv; else python3 when pip can install into
+# it (a virtualenv, conda, pyenv, or any interpreter that is not marked
+# EXTERNALLY-MANAGED by the distribution); else a new ./.venv on top of python3.
+pip_usable() {
+  "$1" - <<'EOF' 2>/dev/null
+import os, sys, sysconfig, importlib.util
+in_venv = sys.prefix != sys.base_prefix
+managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+sys.exit(0 if importlib.util.find_spec("pip") and (in_venv or not managed) else 1)
+EOF
+}
+if [ -n "${PYTHON:-}" ]; then
+  PY="$PYTHON"
+  say "python from \$PYTHON: $PY"
+elif [ -x .venv/bin/python ]; then
+  PY="$PWD/.venv/bin/python"
+elif pip_usable python3; then
+  PY="$(command -v python3)"
 else
-  say "apt packages present: ${APT_PACKAGES[*]}"
+  base="$(command -v python3)"
+  if ! "$base" -c "import ensurepip" 2>/dev/null; then
+    ver="$("$base" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    mapfile -t missing < <(apt_missing "python3-venv" "python${ver}-venv")
+    apt_install "${missing[@]}"
+  fi
+  say "$base is managed by the system (or has no pip): creating a virtual environment in ./.venv"
+  "$base" -m venv .venv
+  PY="$PWD/.venv/bin/python"
+fi
+# Python headers, needed to build the engine (Debian ships them in python3-dev).
+if ! "$PY" -c "import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+   && [ "$("$PY" -c 'import sys; print(sys.base_prefix)')" = "/usr" ]; then
+  ver="$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  mapfile -t missing < <(apt_missing "python3-dev" "python${ver}-dev")
+  apt_install "${missing[@]}"
 fi
 
-PY="${PYTHON:-python3}"
-PIP=("$PY" -m pip install -q --disable-pip-version-check)
+# --- pip packages -------------------------------------------------------------
+PIP=("$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore)
 if ! "$PY" -c "import torch" 2>/dev/null; then
   # An explicit version: a bare 'torch' would pull a multi-GB CUDA build.
   say "pip install torch==2.13.0 (CPU build)"
@@ -48,10 +105,12 @@ if "$PY" -c "import pybind11, setuptools, wheel" 2>/dev/null; then :; else
   say "pip install pybind11 setuptools wheel (build requirements)"
   "${PIP[@]}" "pybind11>=2.10" "setuptools>=64" wheel
 fi
-if [ "$need_build" = "1" ] || ! "$PY" -m pip show compilerdream >/dev/null 2>&1 || [ "${1:-}" = "--force" ]; then
+if [ "$need_build" = "1" ] || ! "$PY" -m pip show compilerdream >/dev/null 2>&1 || [ "$FORCE" = "1" ]; then
   say "pip install -e .[agent,dev] (builds the native LLVM engine)"
   "${PIP[@]}" --no-build-isolation --config-settings editable_mode=compat -e ".[agent,dev]"
 else
   say "compilerdream installed and its engine is up to date"
 fi
 say "ready: $("$PY" -c 'import compilerdream.compiler._core as c; print("LLVM", c.LLVM_VERSION)')"
+say "python: $PY"
+if [ "$PRINT_PYTHON" = "1" ]; then echo "$PY" >&3; fi
