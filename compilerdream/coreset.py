@@ -430,6 +430,8 @@ def method_rows(reports: Sequence[BenchmarkReport], top_k: int) -> list[SearchRe
                     method=METHOD_LABELS[method],
                     best_actions=list(pick.actions),
                     commandline=commandline,
+                    action_space=space.name,
+                    best_passes=space.passes(pick.actions),
                     O0=r.O0,
                     Oz=r.Oz,
                     final=pick.final,

@@ -200,8 +200,8 @@ def validate_results(results: Sequence[SearchResult], benchmarks: dict[str, Benc
                 continue
             bench = benchmarks[r.benchmark]
             env.reset(benchmark=bench)
-            if r.best_actions:
-                _, _, died, _, info = env.multistep(list(r.best_actions))
+            if r.best_passes:  # flags, not indices: the result's action space may differ from this env's
+                _, _, died, _, info = env.multistep(list(r.best_passes))
                 if died:
                     out.status[key] = ("error", f"replay failed: {info.get('error_details')}")
                     continue
@@ -209,7 +209,7 @@ def validate_results(results: Sequence[SearchResult], benchmarks: dict[str, Benc
             out.status[key] = (verdict.status, verdict.reason or verdict.skip_reason)
             if verdict.miscompiled:
                 report = miscompile_report(
-                    r.benchmark, r.commandline, verdict, pass_sequence=r.best_actions, method=r.method
+                    r.benchmark, r.commandline, verdict, pass_sequence=r.best_passes, method=r.method
                 )
                 out.miscompiles.append(report)
     finally:

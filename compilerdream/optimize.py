@@ -343,7 +343,11 @@ def reproduce_commands(benchmark: Benchmark, input_path: str, commandline: str, 
 
 
 def _search(args, benchmark: Benchmark, budget: Budget) -> tuple[list, str, str]:
-    """Run guided search or search alone; returns (best actions, method name, note for the user)."""
+    """Run guided search or search alone; returns (best passes, method name, note for the user).
+
+    Passes (flags), not action indices: guided search acts in the agent's action space,
+    which need not be the `--action-space` the rest of optimize uses.
+    """
     guided, why_not = load_guided(args.checkpoint, args.device)
     if guided is not None:
         policy: SearchPolicy = guided
@@ -354,7 +358,7 @@ def _search(args, benchmark: Benchmark, budget: Budget) -> tuple[list, str, str]
     result = search_benchmark(policy, benchmark, budget, action_space=args.action_space, seed=args.seed)
     if result.error:
         raise CompilerDreamError(f"search failed: {result.error}")
-    return list(result.best_actions), policy.name, note
+    return list(result.best_passes), policy.name, note
 
 
 def _validate(benchmark: Benchmark, cand: Candidate, timeout: float, reports: list) -> SemanticsResult:

@@ -556,8 +556,7 @@ def run_guided(
                 env_factory=_env_factory(policy.settings),
             )  # fmt: skip
         results.append(result)
-        record = {**result.to_json(), "action_space": policy.settings.act_space, "p_random": policy.p_random,
-                  "temperature": policy.temperature}  # fmt: skip
+        record = {**result.to_json(), "p_random": policy.p_random, "temperature": policy.temperature}
         write_json_atomic(out_dir / f"{safe_name(ref.uri)}.json", record)
         bar.set_postfix_str(f"{bench_label(ref.uri)} {result.reduction:.3f}x")
     write_results(results, out_dir)

@@ -9,10 +9,12 @@ import types
 from pathlib import Path
 
 import pytest
+from agent_helpers import make_checkpoint, single_thread  # noqa: F401 (fixture)
 
+import compilerdream.compiler as cc
 from compilerdream import evaluate, report
 from compilerdream.compiler.metrics import geomean, leaderboard_reward, reduction, summarize
-from compilerdream.compiler.search import PipelinePolicy
+from compilerdream.compiler.spaces import action_space
 from compilerdream.compiler.toolchain import find_tool
 from compilerdream.compiler.validation import SemanticsResult
 
@@ -124,17 +126,29 @@ def test_miscompiles_are_reported_and_marked(tmp_path, monkeypatch):
 
 
 @needs_llvm
-def test_guided_method_runs_with_a_checkpoint(tmp_path, monkeypatch):
-    def load_guided_policy(checkpoint_dir, device):
-        return PipelinePolicy("guided", "default<Oz>,function(gvn<>)")
+@pytest.mark.usefixtures("single_thread")
+def test_guided_method_runs_a_real_checkpoint(tmp_path):
+    """An untrained debug agent drives guided search; its reported best sequence replays to its `final`.
 
-    monkeypatch.setitem(
-        sys.modules, "compilerdream.search", types.SimpleNamespace(load_guided_policy=load_guided_policy)
-    )
-    argv = ["--benchmarks", TWO_PROGRAMS[1], "--methods", "guided,oz", "--checkpoint", str(tmp_path), "--device", "cpu"]
-    assert evaluate.main([*argv, "--search-compilations", "3", "--out", str(tmp_path / "r")]) == 0
+    The agent acts in its own action space (the reference default, Autophase's 42 passes), so the
+    row names that space, and its passes replay to `final` in an env of the 124-flag space.
+    """
+    checkpoint = make_checkpoint(tmp_path / "agent")
+    argv = ["--benchmarks", TWO_PROGRAMS[1], "--methods", "guided,oz", "--checkpoint", str(checkpoint), "--device", "cpu"]
+    assert evaluate.main([*argv, "--search-compilations", "4", "--out", str(tmp_path / "r")]) == 0
     rows = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert [r["method"] for r in rows] == ["guided", "-Oz"] and rows[0]["compilations"] == 1
+    assert [r["method"] for r in rows] == ["guided", "-Oz"]
+    guided = rows[0]
+    assert guided["error"] is None and 1 <= guided["compilations"] <= 4
+    assert guided["action_space"] == "Autophase" and guided["best_actions"]
+    space = action_space("Autophase")
+    assert guided["best_passes"] == [space.flags[a] for a in guided["best_actions"]]
+    with cc.make("llvm-v0", benchmark=guided["benchmark"], isolation="none") as env:
+        env.reset()
+        assert env.observation["IrInstructionCountO0"] == guided["O0"]
+        env.multistep(guided["best_passes"])
+        assert env.observation["IrInstructionCount"] == guided["final"]
+    assert guided["reduction"] == pytest.approx(guided["Oz"] / guided["final"])
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,15 @@ import types
 from pathlib import Path
 
 import pytest
+from agent_helpers import make_checkpoint, single_thread  # noqa: F401  (fixture)
 
 from compilerdream import optimize
 from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.env import LlvmEnv
-from compilerdream.compiler.search import PipelinePolicy
+from compilerdream.compiler.search import Budget, PipelinePolicy, search_benchmark
 from compilerdream.compiler.toolchain import find_tool
 from compilerdream.compiler.validation import SemanticsResult
+from compilerdream.search import load_guided_policy
 
 pytestmark = pytest.mark.skipif(
     find_tool("clang", required=False) is None or find_tool("opt", required=False) is None,
@@ -195,6 +197,22 @@ def test_guided_policy_is_used_with_a_checkpoint(tmp_path, monkeypatch, capsys):
     )
     assert code == 0 and seen == {"checkpoint": str(tmp_path), "device": "cpu"}
     assert summary["notes"][0].startswith("guided search with the agent")
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_guided_result_is_replayed_in_the_agents_action_space(tmp_path):
+    """A real agent acting in Autophase's 42-pass space: optimize measures exactly what guided search found.
+
+    Its action indices mean other passes in optimize's 124-flag space, so they must cross as flags.
+    """
+    checkpoint = make_checkpoint(tmp_path / "agent")  # the reference default act_space: Autophase
+    args = optimize.parse_args([str(QSORT), "--checkpoint", str(checkpoint), "--device", "cpu", "--search-compilations", "6"])
+    benchmark, budget = optimize.load_input(str(QSORT)), Budget(compilations=6)
+    passes, method, _ = optimize._search(args, benchmark, budget)
+    found = search_benchmark(load_guided_policy(str(checkpoint), "cpu"), benchmark, budget, seed=args.seed)
+    assert method == "guided" and found.action_space == "Autophase" and passes == found.best_passes
+    with LlvmEnv(action_space=args.action_space) as env:
+        assert optimize.measure(env, benchmark, passes, method).instructions == found.final < found.O0
 
 
 def test_missing_checkpoint_directory_is_exit_2(tmp_path, monkeypatch, capsys):

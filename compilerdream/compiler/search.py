@@ -262,6 +262,10 @@ class SearchResult:
     compilations: int
     budget: str
     error: str | None = None
+    #: The action space `best_actions` index into (policies may switch the env's space).
+    action_space: str = "NoLimit"
+    #: `best_actions` as CompilerGym flags (pipelines kept as they are): replayable in any space.
+    best_passes: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -301,10 +305,13 @@ def search_benchmark(
         final = int(env.observation["IrInstructionCount"])
         commandline = env.commandline()
         error = None
+        space = env.action_space  # after the policy ran: the space its actions index into
+        passes = space.passes(best.actions)
     except CompilerDreamError as exc:
         log.warning("search on %s failed: %s", bench.uri, exc)
         o0 = oz = final = 0
         walltime, compilations, commandline, error = meter.elapsed, meter.compilations, "", str(exc)
+        space, passes = env.action_space, []
     finally:
         env.close()
     return SearchResult(
@@ -322,6 +329,8 @@ def search_benchmark(
         compilations=compilations,
         budget=budget.describe(),
         error=error,
+        action_space=space.name,
+        best_passes=passes,
     )
 
 

@@ -115,6 +115,22 @@ class ActionSpace(spaces.Discrete):
         flags = pass_flags()
         return [flags[i].pipeline for i in self.flag_indices(action)]
 
+    def passes(self, actions: Sequence) -> list[str]:
+        """The actions as CompilerGym flags, one per pass, valid in any action space.
+
+        Strings (raw new-PM pipelines such as `default<Oz>`, or flags) are kept as
+        they are. `env.multistep(space.passes(actions))` replays the actions in an
+        env of any action space.
+        """
+        flags = pass_flags()
+        out: list[str] = []
+        for a in actions:
+            if isinstance(a, str):
+                out.append(a)
+            else:
+                out.extend(flags[i].flag for i in self.flag_indices(a))
+        return out
+
     def to_string(self, actions: Sequence) -> str:
         """`opt` command line reproducing the actions (see env.commandline())."""
         return commandline_for([p for a in actions for p in self.pipelines(a)])

@@ -116,6 +116,8 @@ def test_subsequence_action_applies_all_its_passes(program_bitcode):
     space = action_space("SubseqAutophase")
     action = max(range(34), key=lambda a: len(space.entries[a]))
     flags = [pass_flags()[i].flag for i in space.entries[action]]
+    assert len(flags) > 1 and space.passes([action]) == flags  # the space-free form of the action
+    assert space.passes(["default<Oz>", action, 0]) == ["default<Oz>", *flags, *space.passes([0])]
     with cc.make(
         "llvm-v0", benchmark=program_bitcode["matmul"], action_space="SubseqAutophase", isolation="none"
     ) as env:
