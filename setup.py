@@ -38,10 +38,20 @@ def _fail(message: str) -> None:
 
 
 def find_llvm_config() -> tuple[str, int]:
-    candidates = []
-    if os.environ.get("LLVM_CONFIG"):
-        candidates.append(os.environ["LLVM_CONFIG"])
-    candidates += [f"llvm-config-{v}" for v in SUPPORTED_LLVM] + ["llvm-config"]
+    chosen = os.environ.get("LLVM_CONFIG")
+    if chosen:  # an explicit choice is used or refused, never silently replaced
+        path = shutil.which(chosen) or (chosen if os.path.isfile(chosen) else None)
+        if not path:
+            _fail(f"LLVM_CONFIG={chosen}: no such executable")
+        try:
+            version = subprocess.check_output([path, "--version"], text=True).strip()
+        except (OSError, subprocess.CalledProcessError) as exc:
+            _fail(f"LLVM_CONFIG={chosen}: running '{path} --version' failed: {exc}")
+        major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else -1
+        if major not in SUPPORTED_LLVM:
+            _fail(f"LLVM_CONFIG={chosen} is LLVM {version}; compilerdream builds against LLVM 19-22")
+        return path, major
+    candidates = [f"llvm-config-{v}" for v in SUPPORTED_LLVM] + ["llvm-config"]
     for candidate in candidates:
         path = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
         if not path:

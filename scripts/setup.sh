@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up on Debian/Ubuntu. Installs what is missing and prints every action:
 #   apt: LLVM 19 + clang 19 + csmith, and a C++ compiler and Python headers for the engine;
-#   a Python to install into (see pick_python below);
-#   pip: torch (CPU build) when missing, then compilerdream itself (editable).
+#   a Python to install into (see "the Python to install into" below);
+#   pip: torch 2.13 when missing (the build, CPU or CUDA, is up to pip's index), then compilerdream (editable).
 # Options: --force rebuilds the engine and reinstalls the package;
 #          --print-python prints the chosen interpreter's path on stdout (scripts/run.sh uses it).
 # Everything else this script or its commands print goes to stderr.
@@ -37,11 +37,27 @@ apt_install() {
   fi
   say "apt-get install $*"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null; then
+    say "apt-get could not install: $*"
+    say "(LLVM 19 is packaged from Debian 12 and Ubuntu 24.04 on; elsewhere install LLVM 19-22 dev files"
+    say " and clang by other means, then run this again with LLVM_CONFIG=/path/to/llvm-config)"
+    exit 1
+  fi
 }
 
 # --- system packages ---------------------------------------------------------
-APT_PACKAGES=(llvm-19-dev llvm-19 clang-19 csmith libcsmith-dev)
+# LLVM 19 from apt, unless LLVM_CONFIG names another install of LLVM 19-22 to build against.
+if [ -n "${LLVM_CONFIG:-}" ]; then
+  llvm_major="$("$LLVM_CONFIG" --version 2>/dev/null | cut -d. -f1 || true)"
+  case "$llvm_major" in
+    19|20|21|22) say "LLVM from \$LLVM_CONFIG: $LLVM_CONFIG (LLVM $llvm_major); no LLVM packages installed" ;;
+    *) say "LLVM_CONFIG=$LLVM_CONFIG is not an llvm-config of LLVM 19-22 (version: ${llvm_major:-none})"; exit 1 ;;
+  esac
+  APT_PACKAGES=(csmith libcsmith-dev)
+else
+  llvm_major=19
+  APT_PACKAGES=(llvm-19-dev llvm-19 clang-19 csmith libcsmith-dev)
+fi
 command -v c++ >/dev/null || APT_PACKAGES+=(g++)
 command -v python3 >/dev/null || APT_PACKAGES+=(python3)
 mapfile -t missing < <(apt_missing "${APT_PACKAGES[@]}")
@@ -88,15 +104,20 @@ fi
 # --- pip packages -------------------------------------------------------------
 PIP=("$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore)
 if ! "$PY" -c "import torch" 2>/dev/null; then
-  # An explicit version: a bare 'torch' would pull a multi-GB CUDA build.
-  say "pip install torch==2.13.0 (CPU build)"
+  # An explicit version, installed before the package: a bare 'torch' requirement would let pip
+  # pick the newest release. Which build comes (CPU or CUDA) is up to pip's index: a local CPU
+  # wheel where the machine has one; PyPI's Linux wheel is the CUDA build (several GB). Point
+  # PIP_INDEX_URL at PyTorch's CPU wheel index for the small one.
+  say "pip install torch==2.13.0"
   "${PIP[@]}" torch==2.13.0
+  say "installed torch $("$PY" -c 'import torch; print(torch.__version__)')"
 else
   say "torch present: $("$PY" -c 'import torch; print(torch.__version__)')"
 fi
 
 need_build=1
-if "$PY" -c "import compilerdream.compiler._core" 2>/dev/null; then
+built_major="$("$PY" -c "import compilerdream.compiler._core as c; print(c.LLVM_VERSION.split('.')[0])" 2>/dev/null || true)"
+if [ -n "$built_major" ] && [ "$built_major" = "$llvm_major" ]; then
   if [ compilerdream/compiler/_core/engine.cpp -ot "$(ls compilerdream/compiler/_core/_engine*.so 2>/dev/null | head -1 || echo /nonexistent)" ]; then
     need_build=0
   fi
