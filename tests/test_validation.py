@@ -13,6 +13,7 @@ from compilerdream.compiler.toolchain import compile_source, find_tool
 from compilerdream.compiler.validation import (
     RunLimits,
     SemanticsResult,
+    build_executable,
     has_main,
     miscompile_report,
     run_program,
@@ -127,6 +128,35 @@ def test_run_program_applies_limits_and_caps_output(tmp_path):
     assert lines[3] == "no-stdin"
     flood = run_program("/bin/sh", ["-c", "while :; do echo xxxxxxxxxxxxxxxx; done"], timeout=5, limits=limits)
     assert flood.failed and len(flood.stdout) <= 4096  # killed by SIGXFSZ at the cap
+
+
+FORK_STORM = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/wait.h>
+int main(void) {
+  int started = 0;
+  for (int i = 0; i < 200; i++) {
+    pid_t pid = fork();
+    if (pid == 0) { sleep(2); _exit(0); }
+    if (pid > 0) started++;
+  }
+  printf("%d\n", started);
+  fflush(stdout);
+  while (wait(NULL) > 0) {}
+  return 0;
+}
+"""
+
+
+def test_a_fork_storm_is_held_to_the_process_limit(tmp_path):
+    """At most `extra_processes` children start, also when we run as root (the program then runs as nobody)."""
+    exe = str(tmp_path / "storm")
+    build_executable(_bitcode(tmp_path, FORK_STORM), exe)
+    out = run_program(exe, timeout=20, limits=RunLimits(extra_processes=8))
+    assert out.exit_code == 0 and not out.timed_out
+    # The limit is counted when the run starts; the user's other processes may come and go meanwhile.
+    assert 0 <= int(out.stdout.decode()) <= 8 + 4
 
 
 def test_skipped_result_is_not_a_miscompile():

@@ -2,7 +2,8 @@
 
 For a module with a `main`, both bitcodes are linked to executables with clang
 (`-O0`, so the backend adds no IR optimization of its own) and run in a
-temporary directory under resource limits; the exit code and stdout must match.
+temporary directory under resource limits (as `nobody` when we are root, so that
+RLIMIT_NPROC binds); the exit code and stdout must match.
 A mismatch is a miscompile, reported with `miscompile_report()`. Modules without
 `main`, and programs whose reference run itself fails, times out or is
 nondeterministic, are *skipped*: there is nothing to judge against.
@@ -10,11 +11,15 @@ nondeterministic, are *skipped*: there is nothing to judge against.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import os
+import pwd
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -25,6 +30,8 @@ from dataclasses import asdict, dataclass
 
 from .errors import ToolNotFoundError
 from .toolchain import find_tool
+
+log = logging.getLogger(__name__)
 
 BITCODE_MAGIC = b"BC\xc0\xde"
 BITCODE_WRAPPER_MAGIC = b"\xde\xc0\x17\x0b"
@@ -145,11 +152,23 @@ def build_executable(module: bytes, out_path: str, timeout: float = 300.0) -> No
     raise BuildError("; ".join(lines[:3]) or "clang failed")
 
 
-def _user_process_count() -> int:
-    """Processes (and threads count as processes for RLIMIT_NPROC) of this user; 0 if unknown."""
-    uid, count = os.getuid(), 0
-    if uid == 0:  # root is exempt from RLIMIT_NPROC: no need to count
-        return 0
+#: Who runs programs under test when we are root: root ignores RLIMIT_NPROC, so a
+#: fork storm would go unchecked; an unprivileged user is held to it (and cannot
+#: touch root's files).
+UNPRIVILEGED_USER = "nobody"
+
+
+def _unprivileged_ids() -> tuple[int, int]:
+    try:
+        entry = pwd.getpwnam(UNPRIVILEGED_USER)
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return 65534, 65534  # nobody/nogroup's conventional ids
+
+
+def _process_count(uid: int) -> int:
+    """Processes (and threads count as processes for RLIMIT_NPROC) of `uid`; 0 if unknown."""
+    count = 0
     try:
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
@@ -193,12 +212,27 @@ def run_program(
     stdout goes to a file so RLIMIT_FSIZE caps it; on timeout the whole process group is killed.
     """
     limits = limits or RunLimits(cpu_seconds=int(timeout) + 2)
-    nproc = _user_process_count() + limits.extra_processes if limits.extra_processes >= 0 else 0
+    # As root, the program runs as an unprivileged user, so RLIMIT_NPROC binds.
+    run_as = _unprivileged_ids() if os.getuid() == 0 else None
+    uid = run_as[0] if run_as else os.getuid()
+    nproc = _process_count(uid) + limits.extra_processes if limits.extra_processes >= 0 else 0
     with tempfile.TemporaryDirectory(prefix="compilerdream-run-") as cwd:
+        identity: dict = {}
+        if run_as:
+            # The program's own directory and a copy of it that the unprivileged user can reach
+            # (the executable's own folder may be private to root).
+            os.chown(cwd, *run_as)
+            if os.sep in executable:
+                copy = os.path.join(cwd, ".program")
+                shutil.copy2(executable, copy)
+                os.chmod(copy, 0o755)
+                executable = copy
+            identity = {"user": run_as[0], "group": run_as[1], "extra_groups": []}
         out_path = os.path.join(cwd, ".stdout")
         start = time.monotonic()
         with open(out_path, "wb") as out:
-            proc = subprocess.Popen(
+            popen = functools.partial(
+                subprocess.Popen,
                 [executable, *args],
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
@@ -208,6 +242,15 @@ def run_program(
                 start_new_session=True,
                 env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
             )
+            try:
+                proc = popen(**identity)
+            except PermissionError as exc:
+                if not identity:
+                    raise
+                # e.g. a TMPDIR the unprivileged user cannot enter: run as ourselves, without the
+                # process-count limit (root ignores it), rather than not at all.
+                log.warning("cannot run programs as '%s' (%s); running them as root", UNPRIVILEGED_USER, exc)
+                proc = popen()
             timed_out = False
             try:
                 code = proc.wait(timeout=timeout)
