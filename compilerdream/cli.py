@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from compilerdream.compiler.progress import line_buffered_stdout
+
 # subcommand -> (module, help). Modules are imported lazily so `compilerdream datasets`
 # never imports torch and a broken optional dependency only affects its own command.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,6 +27,7 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    line_buffered_stdout()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())

@@ -33,6 +33,7 @@ import numpy as np
 
 from compilerdream.compiler.env import LlvmEnv
 from compilerdream.compiler.metrics import dataset_of, leaderboard_reward, reduction, summarize
+from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
 from compilerdream.compiler.search import SearchResult, summary_table
 from compilerdream.compiler.spaces import action_space
 from compilerdream.search import (
@@ -620,7 +621,6 @@ def run_coreset(
 ) -> dict[str, Any]:
     """REFERENCE §4.3 over `benchmarks`; writes coreset/test_detail.jsonl, results.json/.csv, summary.md."""
     import torch
-    from tqdm.auto import tqdm
 
     check_coreset_agent(agent, settings)
     sequences = [list(s) for s in (sequences if sequences is not None else load_coreset_sequences())]
@@ -629,7 +629,7 @@ def run_coreset(
     detail.write_text("")
     reports: list[BenchmarkReport] = []
     env = LlvmEnv(action_space=ACTION_SPACE, step_timeout=settings.step_timeout)
-    bar = tqdm(benchmarks, desc="coreset", unit="benchmark", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(benchmarks, desc="coreset", unit="benchmark", disable=not progress, dynamic_ncols=True)
     try:
         for ref in bar:
             try:
@@ -645,7 +645,7 @@ def run_coreset(
             with detail.open("a") as f:
                 for line in detail_lines(report):
                     f.write(json.dumps(line) + "\n")
-            bar.set_postfix_str(f"{ref.uri.rsplit('/', 1)[-1]} {reduction(report.Oz, report.model.final):.3f}x")
+            bar.set_postfix_str(f"{ref.uri.rsplit('/', 1)[-1]} {reduction(report.Oz, report.model.final):.3f}x", refresh=False)
     finally:
         env.close()
     if not reports:
@@ -657,6 +657,7 @@ def run_coreset(
 
 def main_coreset(argv: Sequence[str] | None = None) -> int:
     """examples/test_on_coreset.py (REFERENCE §1.5): value prediction on the coreset with a trained agent."""
+    line_buffered_stdout()
     from compilerdream.config import main_parse
     from compilerdream.driver import seed_everything
 

@@ -22,6 +22,7 @@ import numpy as np
 from compilerdream.compiler.errors import CompilerDreamError
 from compilerdream.compiler.fileio import atomic_write_json
 from compilerdream.compiler.metrics import dataset_of, geomean
+from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
 
 log = logging.getLogger("compilerdream.driver")
 
@@ -455,7 +456,8 @@ def run(config, argv: Sequence[str] = ()) -> dict:
         if bar is not None:
             bar.update(n)
             if recent_returns:
-                bar.set_postfix(ret=f"{np.mean(recent_returns[-20:]):.3f}", red=f"{np.mean(recent_reductions[-20:]):.3f}")
+                bar.set_postfix(ret=f"{np.mean(recent_returns[-20:]):.3f}", red=f"{np.mean(recent_reductions[-20:]):.3f}",
+                               refresh=False)
 
     # --------------------------------------------------------------- stopping
     started = time.monotonic()
@@ -476,11 +478,9 @@ def run(config, argv: Sequence[str] = ()) -> dict:
     last_test: dict[str, float] = {}
     last_test_step = -1
     try:
-        from tqdm.auto import tqdm
-
         stop_steps = int(config["stop_steps"])
         total = min(int(config["steps"]), stop_steps if stop_steps > 0 else int(config["steps"]))
-        bar = tqdm(total=total, initial=counters["step"], desc="train", unit="step", dynamic_ncols=True,
+        bar = progress_bar(total=total, initial=counters["step"], desc="train", unit="step", dynamic_ncols=True,
                    disable=test_only)
         if train_vec is not None:
             runner = EpisodeRunner(train_vec, forced_sequences=forced,
@@ -561,6 +561,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """`compilerdream train` / examples/train_dreamerv2.py."""
+    line_buffered_stdout()
     from compilerdream.config import main_parse
 
     argv = list(sys.argv[1:] if argv is None else argv)

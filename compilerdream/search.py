@@ -30,6 +30,7 @@ import numpy as np
 
 from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.env import LlvmEnv
+from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
 from compilerdream.compiler.search import (
     Budget,
     SearchContext,
@@ -540,10 +541,8 @@ def run_guided(
     progress: bool = True,
 ) -> list[SearchResult]:
     """Guided search on each benchmark; per-benchmark JSON as it goes, then results.json/.csv and summary.md."""
-    from tqdm.auto import tqdm
-
     results: list[SearchResult] = []
-    bar = tqdm(benchmarks, desc="guided search", unit="benchmark", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(benchmarks, desc="guided search", unit="benchmark", disable=not progress, dynamic_ncols=True)
     for ref in bar:
         try:
             bench = ref.load()
@@ -558,7 +557,7 @@ def run_guided(
         results.append(result)
         record = {**result.to_json(), "p_random": policy.p_random, "temperature": policy.temperature}
         write_json_atomic(out_dir / f"{safe_name(ref.uri)}.json", record)
-        bar.set_postfix_str(f"{bench_label(ref.uri)} {result.reduction:.3f}x")
+        bar.set_postfix_str(f"{bench_label(ref.uri)} {result.reduction:.3f}x", refresh=False)
     write_results(results, out_dir)
     return results
 
@@ -577,6 +576,7 @@ def bench_label(uri: str) -> str:
 
 def main_guided(argv: Sequence[str] | None = None) -> int:
     """Guided search with a trained agent on the test split (REFERENCE §1.4); outputs under --logdir."""
+    line_buffered_stdout()
     from compilerdream.config import main_parse
     from compilerdream.driver import seed_everything
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from compilerdream.compiler.progress import progress_bar
 from compilerdream.logger import JSONLOutput, Logger, TensorBoardOutput, TerminalOutput, config_markdown
 
 
@@ -70,3 +72,15 @@ def test_tensorboard_scalars_and_config(tmp_path: Path) -> None:
 
 def test_config_markdown() -> None:
     assert config_markdown({"a": 1, "b.c": "x"}) == "|param|value|\n|-|-|\n|a|1|\n|b.c|x|"
+
+
+def test_progress_bar_into_a_log_redraws_rarely():
+    """Into a file (not a terminal), 1,000 updates over half a second make a couple of redraws, not hundreds."""
+    stream = io.StringIO()
+    bar = progress_bar(total=1000, desc="train", file=stream)
+    for i in range(1000):
+        time.sleep(0.0005)  # a terminal's 0.1 s interval would redraw at least 5 times
+        bar.update(1)
+        bar.set_postfix(step=i, refresh=False)
+    bar.close()
+    assert 1 <= stream.getvalue().count("\r") <= 3 and "1000/1000" in stream.getvalue()

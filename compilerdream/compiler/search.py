@@ -24,6 +24,7 @@ from .env import LlvmEnv
 from .errors import CompilerDreamError
 from .fileio import atomic_write
 from .metrics import dataset_of, leaderboard_reward, reduction, summarize
+from .progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +363,7 @@ def run_search(
             result = search_benchmark(policy, bench, b, action_space=action_space, seed=seed, dataset=name)
             results.append(result)
             if bar is not None:
-                bar.set_postfix_str(f"{policy.name} {bench.name}: {result.reduction:.3f}x")
+                bar.set_postfix_str(f"{policy.name} {bench.name}: {result.reduction:.3f}x", refresh=False)
                 bar.update(1)
             if out_dir:
                 _write_partial(out_dir, result)
@@ -376,9 +377,7 @@ def run_search(
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="search", unit="run")
+    return progress_bar(total=total, desc="search", unit="run")
 
 
 def _write_partial(out_dir, result: SearchResult) -> None:

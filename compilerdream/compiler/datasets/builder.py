@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ToolNotFoundError
+from ..progress import progress_bar
 from ..toolchain import DEFAULT_FRONTEND_FLAGS
 from .files import MANIFEST_FILE, METADATA_FILE, SPLIT_FILES, write_metadata
 from .measure import compile_and_measure
@@ -240,8 +241,6 @@ def build(
     `splits` maps group -> train/val/test; by default whole groups are assigned by
     `assign_splits` (per file if there are fewer than three groups).
     """
-    from tqdm import tqdm
-
     start = time.time()
     out = Path(out).expanduser().absolute()
     out.mkdir(parents=True, exist_ok=True)
@@ -292,7 +291,7 @@ def build(
         atomic_write_text(out / MANIFEST_FILE, json.dumps(payload, indent=1, sort_keys=True) + "\n")
         last_save[0] = time.time()
 
-    bar = tqdm(total=len(tasks), desc=f"building {out.name}", unit="file", disable=not progress, smoothing=0.05)
+    bar = progress_bar(total=len(tasks), desc=f"building {out.name}", unit="file", disable=not progress, smoothing=0.05)
 
     def on_result(result: dict) -> None:
         item = by_name[result["name"]]

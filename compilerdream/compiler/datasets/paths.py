@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..fileio import atomic_write, creation_mode
+
 #: Environment variable that overrides the data root (default: `data/` under the CWD).
 DATA_ROOT_ENV = "COMPILERDREAM_DATA"
 #: Environment variable that overrides the cache root (default: `~/.cache/compilerdream`).
@@ -44,18 +46,9 @@ def generator_cache_dir() -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write `data` to `path` so that readers see either the old file or the whole new one (no fsync:
+    dataset files can be rebuilt)."""
+    atomic_write(path, bytes(data), durable=False)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -77,6 +70,7 @@ def staging_dir(target: str | os.PathLike) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="." + final.name + ".partial-", dir=final.parent))
     try:
+        os.chmod(tmp, creation_mode(directory=True))  # not mkdtemp's 0700: the dataset is shared
         yield tmp
         if final.exists():
             shutil.rmtree(final)
