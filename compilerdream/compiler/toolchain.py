@@ -66,10 +66,13 @@ def compile_source(
     include_dirs: Sequence[str] = (),
     timeout: float = 300.0,
     language: str | None = None,
+    headers: list[str] | None = None,
 ) -> bytes:
     """Compile one C/C++ file to LLVM bitcode (bytes) with clang.
 
-    Raises CompileError carrying clang's first error lines when compilation fails.
+    When `headers` is a list, the non-system headers the file included (clang -MMD)
+    are appended to it as absolute paths. Raises CompileError carrying clang's first
+    error lines when compilation fails.
     """
     path = Path(source).expanduser().resolve()
     if not path.is_file():
@@ -79,8 +82,10 @@ def compile_source(
     is_cxx = language == "c++" or (language is None and path.suffix.lower() in (".cc", ".cpp", ".cxx", ".c++", ".hpp"))
     clang = find_tool("clang++" if is_cxx else "clang")
     with tempfile.TemporaryDirectory(prefix="compilerdream-cc-") as tmp:
-        out = Path(tmp) / "out.bc"
+        out, depfile = Path(tmp) / "out.bc", Path(tmp) / "out.d"
         cmd = [clang, "-emit-llvm", "-c", "-w", *flags, *[f"-I{d}" for d in include_dirs], str(path), "-o", str(out)]
+        if headers is not None:
+            cmd += ["-MMD", "-MF", str(depfile)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         except subprocess.TimeoutExpired as exc:
@@ -89,4 +94,28 @@ def compile_source(
             lines = [ln for ln in proc.stderr.splitlines() if "error" in ln] or proc.stderr.strip().splitlines()
             message = "\n".join(lines[:5]) or f"clang exited with {proc.returncode}"
             raise CompileError(f"clang could not compile {path}:\n{message}")
+        if headers is not None and depfile.exists():
+            headers.extend(str(Path(tmp, dep).resolve()) for dep in parse_depfile(depfile.read_text())[1:])
         return out.read_bytes()
+
+
+def parse_depfile(text: str) -> list[str]:
+    """The prerequisites of a make-style dependency file (clang -MD), in order: source first, then headers."""
+    body = text.replace("\\\n", " ")
+    _, _, deps = body.partition(": ")
+    out, current, escaped = [], [], False
+    for ch in deps:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch.isspace():
+            if current:
+                out.append("".join(current))
+                current = []
+        else:
+            current.append(ch)
+    if current:
+        out.append("".join(current))
+    return out

@@ -10,6 +10,7 @@ import pytest
 from compilerdream.compiler.datasets import FileDataset, read_metadata, split
 from compilerdream.compiler.datasets.builder import _run_tasks, assign_splits, build, collect_items
 from compilerdream.compiler.datasets.cli import main
+from compilerdream.compiler.toolchain import parse_depfile
 
 GOOD = "int f(int a) { int s = 0; for (int i = 0; i < a; i++) s += i * a; return s; }\n"
 
@@ -60,6 +61,24 @@ def test_resumed_build_reuses_unchanged_files(tmp_path):
     (pkg / "bad.c").write_text("int g(void) { return 4; }\n")  # fixed: only this one is rebuilt
     third = build(collect_items([pkg]), out, jobs=1, progress=False)
     assert third.skipped_resumed == 5 and third.modules == 4 and not third.failures
+
+
+def test_a_header_edit_rebuilds_the_files_that_include_it(tmp_path):
+    pkg = tmp_path / "src" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "size.h").write_text("#define N 1\n")
+    (pkg / "uses.c").write_text('#include "size.h"\nint a[N]; int f(int i) { return i < N ? a[i] : 0; }\n')
+    (pkg / "plain.c").write_text("int g(int x) { return x + 1; }\n")
+    out = tmp_path / "out"
+    first = build(collect_items([pkg]), out, jobs=1, progress=False)
+    entry = json.loads((out / "manifest.json").read_text())["benchmarks"]["pkg/uses.bc"]
+    assert first.modules == 2 and entry["headers"] == [str((pkg / "size.h").resolve())]
+    assert build(collect_items([pkg]), out, jobs=1, progress=False).skipped_resumed == 2
+    (pkg / "size.h").write_text("#define N 8\n#define UNUSED 1\n")  # the source file itself is unchanged
+    third = build(collect_items([pkg]), out, jobs=1, progress=False)
+    assert third.skipped_resumed == 1 and third.modules == 2  # only uses.c was compiled again
+    rebuilt = json.loads((out / "manifest.json").read_text())["benchmarks"]["pkg/uses.bc"]
+    assert rebuilt["headers_sha256"] != entry["headers_sha256"]
 
 
 def test_link_dirs_makes_one_module_per_folder(tmp_path):
@@ -130,3 +149,9 @@ def test_cli_errors_are_one_message_and_exit_code_2(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("compilerdream datasets: error:") and "Traceback" not in err
+
+
+def test_parse_depfile_handles_continuations_and_escaped_spaces():
+    text = "out.bc: /src/a\\ b.c /inc/x.h \\\n  /inc/dir\\ 2/y.h\n"
+    assert parse_depfile(text) == ["/src/a b.c", "/inc/x.h", "/inc/dir 2/y.h"]
+    assert parse_depfile("out.bc: /src/only.c\n") == ["/src/only.c"]

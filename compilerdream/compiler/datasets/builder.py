@@ -155,6 +155,30 @@ def assign_splits(groups: Mapping[str, int], fractions: tuple[float, float] = (0
     return assignment
 
 
+class _HeaderHashes:
+    """Digests of header lists, each header file read once per build."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, bytes] = {}
+
+    def _file(self, path: str) -> bytes:
+        if path not in self._files:
+            try:
+                self._files[path] = hashlib.sha256(Path(path).read_bytes()).digest()
+            except OSError:
+                self._files[path] = b"missing"
+        return self._files[path]
+
+    def digest(self, headers: Iterable[str]) -> str:
+        headers = list(headers)
+        if not headers:
+            return ""
+        digest = hashlib.sha256()
+        for path in headers:
+            digest.update(path.encode() + b"\0" + self._file(path))
+        return digest.hexdigest()
+
+
 def _load_manifest(out: Path) -> dict:
     try:
         manifest = json.loads((out / MANIFEST_FILE).read_text())
@@ -252,6 +276,7 @@ def build(
     state: dict[str, dict] = {key: {} for key in sections}
     report = BuildReport(out=out)
     hashes = {item.name: item.source_sha256() for item in items}
+    header_hashes = _HeaderHashes()
     tasks = []
     for item in items:
         previous = next((old.get(sec, {}).get(item.name) for sec in sections if item.name in old.get(sec, {})), None)
@@ -259,7 +284,12 @@ def build(
         usable = (section != "benchmarks" or (out / item.name).is_file()) and not (
             retry_failed and section == "failures"
         )
-        if same_flags and previous and previous.get("source_sha256") == hashes[item.name] and usable:
+        unchanged = (
+            previous is not None
+            and previous.get("source_sha256") == hashes[item.name]
+            and previous.get("headers_sha256", "") == header_hashes.digest(previous.get("headers", ()))
+        )
+        if same_flags and unchanged and usable:
             state[section][item.name] = previous  # type: ignore[index]
             report.skipped_resumed += 1
             continue
@@ -300,6 +330,9 @@ def build(
             "source_sha256": hashes[item.name],
             "group": item.group,
         }
+        if result.get("headers"):  # a header edit makes the item stale on resume, like a source edit
+            entry["headers"] = result["headers"]
+            entry["headers_sha256"] = header_hashes.digest(result["headers"])
         status = result["status"]
         if status == "failed" and "ToolNotFoundError" in result.get("error", ""):
             raise ToolNotFoundError(result["error"])

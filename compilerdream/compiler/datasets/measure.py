@@ -55,17 +55,24 @@ def compile_and_measure(task: dict) -> dict:
     """Compile `task["sources"]` (linked if several) and count instructions at O0 and after default<Oz>.
 
     Returns a dict with `status` in {"ok", "failed", "empty", "too_large"} plus
-    `bitcode`, `o0`, `oz`, `functions`, `ir_sha256` when ok, or `error` when failed.
+    `bitcode`, `o0`, `oz`, `functions`, `ir_sha256` when ok, or `error` when failed,
+    and `headers`: the non-system headers the sources included (when they compiled).
     """
     name, sources = task["name"], task["sources"]
-    result: dict = {"name": name, "status": "failed"}
+    headers: list[str] = []
+    result: dict = {"name": name, "status": "failed", "headers": headers}
     try:
         pieces = [
             compile_source(
-                src, flags=task["flags"], include_dirs=task.get("include_dirs", ()), timeout=task.get("timeout", 120.0)
+                src,
+                flags=task["flags"],
+                include_dirs=task.get("include_dirs", ()),
+                timeout=task.get("timeout", 120.0),
+                headers=headers,
             )
             for src in sources
         ]
+        headers[:] = sorted(set(headers))
         bitcode = pieces[0] if len(pieces) == 1 else link_bitcode(pieces, task.get("timeout", 120.0))
     except CompileError as exc:
         result["error"] = first_error_line(str(exc))
