@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -100,22 +101,10 @@ def compile_source(
 
 
 def parse_depfile(text: str) -> list[str]:
-    """The prerequisites of a make-style dependency file (clang -MD), in order: source first, then headers."""
-    body = text.replace("\\\n", " ")
-    _, _, deps = body.partition(": ")
-    out, current, escaped = [], [], False
-    for ch in deps:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch.isspace():
-            if current:
-                out.append("".join(current))
-                current = []
-        else:
-            current.append(ch)
-    if current:
-        out.append("".join(current))
-    return out
+    """The prerequisites of a make-style dependency file (clang -MD), in order: source first, then headers.
+
+    Lines are continued by a backslash at their end; POSIX shell splitting then reads the
+    `\\ ` escapes of spaces inside paths.
+    """
+    _, _, deps = text.replace("\\\n", " ").partition(": ")
+    return shlex.split(deps)
