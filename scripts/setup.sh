@@ -64,9 +64,9 @@ mapfile -t missing < <(apt_missing "${APT_PACKAGES[@]}")
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; else say "apt packages present: ${APT_PACKAGES[*]}"; fi
 
 # --- the Python to install into ---------------------------------------------
-# $PYTHON when set; else an existing ./.venv; else python3 when pip can install into
-# it (a virtualenv, conda, pyenv, or any interpreter that is not marked
-# EXTERNALLY-MANAGED by the distribution); else a new ./.venv on top of python3.
+# $PYTHON when set; else python3 of an activated virtualenv or conda environment;
+# else an existing ./.venv; else python3 when pip can install into it (pyenv, or any
+# interpreter the distribution does not mark EXTERNALLY-MANAGED); else a new ./.venv.
 pip_usable() {
   "$1" - <<'EOF' 2>/dev/null
 import os, sys, sysconfig, importlib.util
@@ -78,6 +78,9 @@ EOF
 if [ -n "${PYTHON:-}" ]; then
   PY="$PYTHON"
   say "python from \$PYTHON: $PY"
+elif [ -n "${VIRTUAL_ENV:-}${CONDA_PREFIX:-}" ] && pip_usable python3; then
+  PY="$(command -v python3)"
+  say "python of the active environment: $PY"
 elif [ -x .venv/bin/python ]; then
   PY="$PWD/.venv/bin/python"
 elif pip_usable python3; then
