@@ -105,7 +105,7 @@ def measure_agent(config, device: str, updates: int) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--presets", default="small,paper")
     p.add_argument("--updates", type=int, default=10, help="timed updates for the small preset (paper: a third)")
     p.add_argument("--env-steps", type=int, default=1000)
@@ -115,7 +115,9 @@ def main() -> int:
     import torch
 
     from compilerdream.config import load_configs
+    from compilerdream.driver import resolve_device
 
+    args.device = resolve_device(args.device)  # a clear message when --device cuda has no GPU
     if args.device == "cpu":
         torch.set_num_threads(1)  # as the driver does on CPU: the compiler workers need the other core
     rows = {}
