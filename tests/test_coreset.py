@@ -14,6 +14,7 @@ import pytest
 from agent_helpers import (
     make_checkpoint,
     single_thread,  # noqa: F401  (fixture, used through pytestmark)
+    train_checkpoint,
     write_file_dataset,
 )
 
@@ -199,13 +200,19 @@ def test_coreset_needs_a_nolimit_agent(tmp_path, data_root):
 # The example script
 
 
-def test_example_script_runs(checkpoint, data_root, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_root) -> Path:
+    return train_checkpoint(tmp_path_factory.mktemp("trained"), data_root)
+
+
+def test_example_script_runs(trained, data_root, tmp_path):
+    """examples/test_on_coreset.py on a debug checkpoint trained by the driver a moment before."""
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     logdir = tmp_path / "run"
     cmd = [sys.executable, str(REPO / "examples" / "test_on_coreset.py"), "--logdir", str(logdir),
            "--configs", "compilergym", "compilergym_dv3", "coreset_test", "debug", "--task", "compilergym_cbench",
-           "--load_logdir", str(checkpoint), "--no_eval", "True", "--data_root", str(data_root),
+           "--load_logdir", str(trained), "--no_eval", "True", "--data_root", str(data_root),
            "--test_dataset", "file_dataset_progs"]  # fmt: skip
     proc = subprocess.run(
         cmd, cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}

@@ -14,6 +14,7 @@ from agent_helpers import (
     debug_config,
     make_checkpoint,
     single_thread,  # noqa: F401  (fixture, used through pytestmark)
+    train_checkpoint,
     write_file_dataset,
 )
 
@@ -186,13 +187,19 @@ def test_safe_name():
 # The example script
 
 
-def test_example_script_runs(checkpoint, data_root, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_root) -> Path:
+    return train_checkpoint(tmp_path_factory.mktemp("trained"), data_root)
+
+
+def test_example_script_runs(trained, data_root, tmp_path):
+    """examples/test_guided_search.py on a debug checkpoint trained by the driver a moment before."""
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     logdir = tmp_path / "run"
     cmd = [sys.executable, str(REPO / "examples" / "test_guided_search.py"), "--logdir", str(logdir),
            "--configs", "compilergym", "compilergym_dv3", "cbench_train", "debug", "--task", "compilergym_cbench",
-           "--load_logdir", str(checkpoint), "--no_eval", "True", "--data_root", str(data_root),
+           "--load_logdir", str(trained), "--no_eval", "True", "--data_root", str(data_root),
            "--test_dataset", "file_dataset_progs", "--search.compilations", "25"]  # fmt: skip
     proc = subprocess.run(
         cmd, cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}

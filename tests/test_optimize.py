@@ -11,7 +11,7 @@ import types
 from pathlib import Path
 
 import pytest
-from agent_helpers import make_checkpoint, single_thread  # noqa: F401  (fixture)
+from agent_helpers import make_checkpoint, single_thread, train_checkpoint, write_file_dataset  # noqa: F401
 
 from compilerdream import optimize
 from compilerdream.compiler.benchmarks import Benchmark
@@ -181,22 +181,24 @@ def test_guided_unavailable_falls_back_to_search_alone(tmp_path, monkeypatch, ca
     assert code == 0 and "guided search is unavailable" in summary["notes"][0] and "search alone" in summary["notes"][0]
 
 
-def test_guided_policy_is_used_with_a_checkpoint(tmp_path, monkeypatch, capsys):
+@pytest.mark.usefixtures("single_thread")
+def test_guided_search_with_a_trained_debug_checkpoint(tmp_path, monkeypatch, capsys):
+    """A debug agent trained by the driver in seconds guides optimize; the printed pipeline reproduces the result."""
+    data_root = tmp_path / "data"
+    write_file_dataset(data_root, "progs", {"crc32": Benchmark.from_file(QSORT.parent / "crc32.c").data})
+    checkpoint = train_checkpoint(tmp_path / "agent", data_root)
+    capsys.readouterr()  # the training run's own output
     monkeypatch.chdir(tmp_path)
-    seen = {}
-
-    def load_guided_policy(checkpoint_dir, device):
-        seen.update(checkpoint=checkpoint_dir, device=device)
-        return PipelinePolicy("guided", "default<Oz>,function(gvn<>)")
-
-    monkeypatch.setitem(
-        sys.modules, "compilerdream.search", types.SimpleNamespace(load_guided_policy=load_guided_policy)
-    )
     code, summary, _ = run_json(
-        [str(QSORT), "--checkpoint", str(tmp_path), "--device", "cpu", "--search-compilations", "5"], capsys
+        [str(QSORT), "--checkpoint", str(checkpoint), "--device", "cpu", "--search-compilations", "40"], capsys
     )
-    assert code == 0 and seen == {"checkpoint": str(tmp_path), "device": "cpu"}
-    assert summary["notes"][0].startswith("guided search with the agent")
+    assert code == 0 and summary["notes"][0].startswith(f"guided search with the agent in {checkpoint}")
+    assert summary["result"] <= summary["Oz"] and instruction_count(tmp_path / "qsort.opt.bc") == summary["result"]
+    opt = subprocess.run(
+        [find_tool("opt"), f"-passes={summary['passes']}", str(tmp_path / "qsort.opt.bc"), "-o", "/dev/null"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert opt.returncode == 0, opt.stderr  # the printed pipeline parses in opt
 
 
 @pytest.mark.usefixtures("single_thread")
