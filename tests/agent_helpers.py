@@ -31,17 +31,19 @@ def make_checkpoint(directory: Path, seed: int = 0, **overrides) -> Path:
     return directory
 
 
-def train_checkpoint(logdir: Path, data_root: Path, dataset: str = "progs", steps: int = 120) -> Path:
+def train_checkpoint(
+    logdir: Path, data_root: Path, dataset: str = "progs", steps: int = 120, act_space: str = "NoLimit"
+) -> Path:
     """A `debug` agent trained by the real driver for `steps` env steps on a file dataset (about 2 s).
 
-    NoLimit actions, so the same checkpoint serves guided search and the coreset
-    (which needs the 124-flag space).
+    NoLimit actions by default, so the same checkpoint serves guided search and the
+    coreset (which needs the 124-flag space).
     """
     from compilerdream.driver import main
 
     args = ["--logdir", str(logdir), "--configs", "compilergym", "compilergym_dv3", "debug",
             "--task", f"compilergym_file_dataset_{dataset}", "--data_root", str(data_root), "--steps", str(steps),
-            "--compilergym.act_space", "NoLimit", "--enable_test", "False", "--seed", "0"]  # fmt: skip
+            "--compilergym.act_space", act_space, "--enable_test", "False", "--seed", "0"]  # fmt: skip
     assert main(args) == 0
     assert (logdir / "variables.pt").is_file() and (logdir / "config.yaml").is_file()
     return logdir

@@ -9,10 +9,11 @@ import types
 from pathlib import Path
 
 import pytest
-from agent_helpers import make_checkpoint, single_thread  # noqa: F401 (fixture)
+from agent_helpers import single_thread, train_checkpoint, write_file_dataset  # noqa: F401 (fixture)
 
 import compilerdream.compiler as cc
 from compilerdream import evaluate, report
+from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.metrics import geomean, leaderboard_reward, reduction, summarize
 from compilerdream.compiler.spaces import action_space
 from compilerdream.compiler.toolchain import find_tool
@@ -127,13 +128,16 @@ def test_miscompiles_are_reported_and_marked(tmp_path, monkeypatch):
 
 @needs_llvm
 @pytest.mark.usefixtures("single_thread")
-def test_guided_method_runs_a_real_checkpoint(tmp_path):
-    """An untrained debug agent drives guided search; its reported best sequence replays to its `final`.
+def test_guided_method_runs_a_trained_checkpoint(tmp_path, capsys):
+    """A debug agent trained in seconds drives guided search; its reported best sequence replays to its `final`.
 
     The agent acts in its own action space (the reference default, Autophase's 42 passes), so the
     row names that space, and its passes replay to `final` in an env of the 124-flag space.
     """
-    checkpoint = make_checkpoint(tmp_path / "agent")
+    data_root = tmp_path / "data"
+    write_file_dataset(data_root, "progs", {"qsort": Benchmark.from_file(TWO_PROGRAMS[0]).data})
+    checkpoint = train_checkpoint(tmp_path / "agent", data_root, act_space="Autophase")
+    capsys.readouterr()
     argv = ["--benchmarks", TWO_PROGRAMS[1], "--methods", "guided,oz", "--checkpoint", str(checkpoint), "--device", "cpu"]
     assert evaluate.main([*argv, "--search-compilations", "4", "--out", str(tmp_path / "r")]) == 0
     rows = json.loads((tmp_path / "r" / "results.json").read_text())
