@@ -335,6 +335,10 @@ def search_benchmark(
     )
 
 
+#: Written one line per result while a search runs, so a killed run keeps what it finished.
+PARTIAL_FILE = "results.jsonl"
+
+
 def run_search(
     policies: Sequence[SearchPolicy],
     benchmarks: Iterable[BenchmarkLike | tuple[str, BenchmarkLike]],
@@ -355,6 +359,10 @@ def run_search(
         name, spec = item if isinstance(item, tuple) else (None, item)
         items.append((name, resolve_benchmark(spec)))
     results: list[SearchResult] = []
+    if out_dir:  # results.jsonl grows as results come in: it holds this run only
+        partial = os.path.join(out_dir, PARTIAL_FILE)
+        if os.path.exists(partial):
+            os.unlink(partial)
     total = len(items) * len(policies)
     bar = _progress(total, progress)
     for name, bench in items:
@@ -382,7 +390,7 @@ def _progress(total: int, enabled: bool):
 
 def _write_partial(out_dir, result: SearchResult) -> None:
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "results.jsonl"), "a") as f:
+    with open(os.path.join(out_dir, PARTIAL_FILE), "a") as f:
         f.write(json.dumps(result.to_json()) + "\n")
 
 

@@ -10,6 +10,7 @@ import sys
 
 from .errors import CompilerDreamError
 from .search import Budget, make_policy, run_search, summary_table
+from .spaces import action_space
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             args.compilations = 1000
         budget = Budget(seconds=args.seconds, compilations=args.compilations)
         policies = [make_policy(m.strip()) for m in args.methods.split(",") if m.strip()]
+        action_space(args.action_space)  # refused here, before any work starts
         one = Budget(compilations=1)
         results = run_search(
             policies,
