@@ -96,7 +96,7 @@ def test_summary_states_both_metrics_and_the_fallback(report_dir):
     text = (out / "summary.md").read_text()
     assert "CompilerDream reduction" in text and "CompilerGym leaderboard" in text
     assert "guided search not run: no checkpoint given" in text
-    assert "| -Oz | **all (geomean of datasets)** | 2 | **1.0000** | **1.0000**" in text
+    assert "| -Oz | **all (geomean of datasets)** | 2 | 0 | **1.0000** | **1.0000**" in text
     assert "![reduction](reduction.png)" in text or not report.matplotlib_available()
 
 

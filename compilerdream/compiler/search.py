@@ -395,12 +395,17 @@ def _write_partial(out_dir, result: SearchResult) -> None:
 
 
 def summary_table(results: Sequence[SearchResult]) -> str:
-    """Markdown table: per method and dataset, both metrics, labelled."""
+    """Markdown table: per method and dataset, both metrics, labelled.
+
+    A benchmark whose search failed (`error` set: it did not load, or its best sequence
+    crashed on replay) counts as 0 in the geomeans, as in the reference, so the `failed`
+    column says when a 0 comes from failures; a note under the table names them.
+    """
     methods = list(dict.fromkeys(r.method for r in results))
     datasets = sorted({r.dataset for r in results})
     lines = [
-        "| method | dataset | n | CompilerDream reduction (geomean Oz/final) | CompilerGym leaderboard (geomean (O0-final)/(O0-Oz)) | mean walltime s | mean compilations |",
-        "|---|---|---|---|---|---|---|",
+        "| method | dataset | n | failed | CompilerDream reduction (geomean Oz/final) | CompilerGym leaderboard (geomean (O0-final)/(O0-Oz)) | mean walltime s | mean compilations |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in methods:
         rows = [r.to_json() for r in results if r.method == m]
@@ -411,14 +416,20 @@ def summary_table(results: Sequence[SearchResult]) -> str:
             if not sub:
                 continue
             lines.append(
-                f"| {m} | {ds} | {len(sub)} | {red['per_dataset'][ds]:.4f} | {lb['per_dataset'][ds]:.4f} | "
-                f"{sum(r['walltime'] for r in sub) / len(sub):.2f} | {sum(r['compilations'] for r in sub) / len(sub):.0f} |"
+                f"| {m} | {ds} | {len(sub)} | {sum(1 for r in sub if r['error'])} | {red['per_dataset'][ds]:.4f} | "
+                f"{lb['per_dataset'][ds]:.4f} | {sum(r['walltime'] for r in sub) / len(sub):.2f} | "
+                f"{sum(r['compilations'] for r in sub) / len(sub):.0f} |"
             )
         lines.append(
-            f"| {m} | **all (geomean of datasets)** | {len(rows)} | **{red['geomean_of_datasets']:.4f}** | "
-            f"**{lb['geomean_of_datasets']:.4f}** | {sum(r['walltime'] for r in rows) / max(len(rows), 1):.2f} | "
+            f"| {m} | **all (geomean of datasets)** | {len(rows)} | {sum(1 for r in rows if r['error'])} | "
+            f"**{red['geomean_of_datasets']:.4f}** | **{lb['geomean_of_datasets']:.4f}** | "
+            f"{sum(r['walltime'] for r in rows) / max(len(rows), 1):.2f} | "
             f"{sum(r['compilations'] for r in rows) / max(len(rows), 1):.0f} |"
         )
+    failed = sorted({r.benchmark for r in results if r.error})
+    if failed:
+        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        lines += ["", f"Failed (counted as 0 in the geomeans; reasons in results.json `error`): {shown}"]
     return "\n".join(lines)
 
 

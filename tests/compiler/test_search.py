@@ -95,3 +95,14 @@ def test_search_command_writes_one_table_and_rejects_bad_input(program_bitcode, 
         assert message in err and err.strip().count("\n") == 0 and "Traceback" not in err
     assert search_main([str(tmp_path / "missing.c"), "--compilations", "5"]) == 2
     assert "no benchmark matches" in capsys.readouterr().err
+
+
+def test_a_benchmark_that_does_not_load_is_a_failed_row_named_under_the_table(program_bitcode, tmp_path, capsys):
+    bad = tmp_path / "broken.ll"
+    bad.write_text("define i32 @f( {\n")
+    assert search_main([str(bad), str(program_bitcode["crc32"]), "--methods", "oz", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    rows = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert "broken.ll" in rows[0]["error"] and rows[1]["error"] is None and rows[1]["final"] == rows[1]["Oz"]
+    assert f"Failed (counted as 0 in the geomeans; reasons in results.json `error`): {rows[0]['benchmark']}" in out
+    assert "| -Oz | **all (geomean of datasets)** | 2 | 1 |" in out
