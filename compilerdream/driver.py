@@ -354,6 +354,11 @@ def run(config, argv: Sequence[str] = ()) -> dict:
     from compilerdream.vec_env import VecTask
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if config["coreset_mode"] and str(config["compilergym.act_space"]) != "NoLimit":
+        raise SystemExit(
+            "compilerdream: coreset_mode needs --compilergym.act_space NoLimit (the 50 coreset sequences index "
+            f"the 124 flags), not {config['compilergym.act_space']}"
+        )
     logdir = prepare_logdir(config, argv)
     device = resolve_device(str(config["device"]))
     seed_everything(int(config["seed"]))

@@ -76,3 +76,15 @@ def test_help_lists_keys():
                           text=True, timeout=120)
     assert proc.returncode == 0
     assert "replay.dreamsmooth" in proc.stdout and "compilergym.act_space" in proc.stdout
+
+
+def test_coreset_mode_with_another_action_space_is_refused(tmp_path):
+    """The coreset sequences index the 124 flags: coreset_mode with Autophase actions stops before any work."""
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--logdir", str(tmp_path / "run"), "--configs", "compilergym", "compilergym_dv3",
+         "coreset_train", "debug", "--task", "compilergym_csmith", "--compilergym.act_space", "Autophase"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "coreset_mode needs --compilergym.act_space NoLimit" in proc.stderr and "not Autophase" in proc.stderr
+    assert not (tmp_path / "run").exists()

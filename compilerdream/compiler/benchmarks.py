@@ -70,6 +70,11 @@ class Benchmark:
             )
         if not data:
             raise MalformedInputError(f"benchmark file is empty: {p}")
+        if not _looks_like_ir(data):
+            raise MalformedInputError(
+                f"{p} is neither LLVM bitcode (it does not start with the bitcode magic) nor textual LLVM IR "
+                "(it is not UTF-8 text)"
+            )
         return cls(uri=uri, data=data, source_path=str(p.resolve()), frontend_flags=tuple(frontend_flags))
 
     @classmethod
@@ -77,6 +82,28 @@ class Benchmark:
         if not data:
             raise MalformedInputError(f"benchmark {uri} has no data")
         return cls(uri=uri, data=bytes(data))
+
+
+BITCODE_MAGIC = b"BC\xc0\xde"
+BITCODE_WRAPPER_MAGIC = b"\xde\xc0\x17\x0b"
+
+
+def is_bitcode(data: bytes) -> bool:
+    """LLVM bitcode, raw or in the wrapper header (Darwin-style)."""
+    return data[:4] in (BITCODE_MAGIC, BITCODE_WRAPPER_MAGIC)
+
+
+def _looks_like_ir(data: bytes) -> bool:
+    """Bitcode or UTF-8 text without NUL bytes; LLVM's parser judges the rest."""
+    if is_bitcode(data):
+        return True
+    if b"\0" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 BenchmarkLike = Union[str, os.PathLike, Benchmark]

@@ -28,13 +28,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .benchmarks import is_bitcode
 from .errors import ToolNotFoundError
 from .toolchain import find_tool
 
 log = logging.getLogger(__name__)
-
-BITCODE_MAGIC = b"BC\xc0\xde"
-BITCODE_WRAPPER_MAGIC = b"\xde\xc0\x17\x0b"
 
 #: How much of stdout a report quotes; the comparison itself uses the whole (capped) output.
 STDOUT_HEAD_CHARS = 2000
@@ -103,10 +101,6 @@ class BuildError(RuntimeError):
 
 
 # ------------------------------------------------------------------ helpers
-def is_bitcode(data: bytes) -> bool:
-    return data[:4] in (BITCODE_MAGIC, BITCODE_WRAPPER_MAGIC)
-
-
 def _module_text(data: bytes) -> bytes:
     """Textual IR of a module given as bitcode or text."""
     if not is_bitcode(data):

@@ -150,3 +150,14 @@ def test_step_before_reset_is_an_error(program_bitcode):
     with cc.make("llvm-v0", benchmark=program_bitcode["qsort"], isolation="none") as env:
         with pytest.raises(cc.SessionError, match="reset"):
             env.step(0)
+
+
+def test_binary_junk_in_a_worker_is_a_load_error_not_a_crash(program_bitcode):
+    """LLVM quotes the offending bytes; the message crosses the worker boundary as text (no decoding crash)."""
+    junk = cc.Benchmark.from_bytes(bytes(range(255, 0, -1)) * 4, uri="benchmark://user-v0/junk")
+    with cc.make("llvm-ic-v0", benchmark=program_bitcode["qsort"]) as env:  # the default: a worker process
+        env.reset()
+        with pytest.raises(MalformedInputError, match=r"^cannot load benchmark benchmark://user-v0/junk: .*error"):
+            env.reset(benchmark=junk)
+        env.reset(benchmark=program_bitcode["qsort"])
+        assert env.step("-mem2reg")[2] is False

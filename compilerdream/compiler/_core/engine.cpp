@@ -415,6 +415,10 @@ class EngineModule {
         diag.print(nullptr, os, false);
         os.flush();
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        // The diagnostic quotes the offending line: for a binary file that is not bitcode,
+        // arbitrary bytes that are not valid UTF-8 (and would fail as a Python str).
+        for (char &c : msg)
+          if (static_cast<unsigned char>(c) >= 0x80 || (c < 0x20 && c != '\n' && c != '\t')) c = '?';
         py::gil_scoped_acquire acquire;
         throw py::value_error(msg.empty() ? "could not parse module" : msg);
       }
