@@ -58,10 +58,30 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+#: Settings that must be at least 1 (counts and sizes) or at least 0; checked before any work starts.
+_AT_LEAST_ONE = ("envs", "dataset.batch", "dataset.length", "train_every", "train_steps", "compilergym.max_step",
+                 "time_limit", "log_every", "eval_every", "imag_horizon", "replay.capacity")  # fmt: skip
+_AT_LEAST_ZERO = ("prefill", "pretrain", "steps", "test_eps", "eval_eps")
+
+
+def check_settings(config) -> None:
+    """One clear line for a setting out of range, instead of a failure deep inside a later step."""
+    for key in _AT_LEAST_ONE:
+        if float(config[key]) < 1:
+            raise SystemExit(f"compilerdream: --{key} must be at least 1, got {config[key]}")
+    for key in _AT_LEAST_ZERO:
+        if float(config[key]) < 0:
+            raise SystemExit(f"compilerdream: --{key} must not be negative, got {config[key]}")
+    if not 0.0 <= float(config["replay.dreamsmooth"]) < 1.0:
+        raise SystemExit(f"compilerdream: --replay.dreamsmooth must be in [0, 1), got {config['replay.dreamsmooth']}")
+
+
 def prepare_logdir(config, argv: Sequence[str]) -> Path:
     logdir = Path(os.path.expanduser(str(config["logdir"])))
     if str(logdir) in ("/dev/null", ""):
         raise SystemExit("compilerdream: --logdir is required (every output goes under it)")
+    if logdir.exists() and not logdir.is_dir():
+        raise SystemExit(f"compilerdream: --logdir {logdir} is a file, not a folder")
     logdir.mkdir(parents=True, exist_ok=True)
     config.save(logdir / "config.yaml")
     header = "## command line input:\n## " + " ".join(argv) + "\n##########\n\n"
@@ -354,6 +374,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
     from compilerdream.vec_env import VecTask
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    check_settings(config)
     if config["coreset_mode"] and str(config["compilergym.act_space"]) != "NoLimit":
         raise SystemExit(
             "compilerdream: coreset_mode needs --compilergym.act_space NoLimit (the 50 coreset sequences index "

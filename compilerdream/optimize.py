@@ -21,6 +21,7 @@ from pathlib import Path
 from .compiler.benchmarks import C_SUFFIXES, IR_SUFFIXES, Benchmark
 from .compiler.env import LlvmEnv
 from .compiler.errors import CompilerDreamError
+from .compiler.fileio import atomic_write
 from .compiler.metrics import reduction
 from .compiler.search import (
     REWARD_SPACE,
@@ -437,19 +438,10 @@ def optimize(args: argparse.Namespace, benchmark: Benchmark, env: LlvmEnv, say: 
         say(f"miscompile report written to {summary['miscompile_report']}")
     if validation and validation["status"] == "miscompile":
         return summary  # even -Oz's output differs: nothing trustworthy to write
-    _write_output(args.output, chosen.bitcode)
+    atomic_write(args.output, chosen.bitcode)
     summary["output"] = args.output
     summary["reproduce"] = reproduce_commands(benchmark, args.input, chosen.commandline, args.output)
     return summary
-
-
-def _write_output(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def print_summary(summary: dict) -> None:
@@ -473,6 +465,9 @@ def _check_output_path(args: argparse.Namespace) -> None:
         os.path.exists(args.output) and os.path.samefile(args.output, args.input)
     ):
         raise UsageError(f"refusing to overwrite the input {args.input}: choose another -o")
+    if os.path.isdir(args.output):
+        example = os.path.join(args.output, os.path.basename(default_output(args.input)))
+        raise UsageError(f"-o {args.output} is a folder: give the output file's name, e.g. -o {example}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -477,11 +477,18 @@ def safe_name(uri: str, limit: int = 120) -> str:
 
 
 def search_budget(config: Mapping[str, Any]) -> Budget:
-    """`search.compilations` per benchmark when > 0 (deterministic), else `search.seconds` of wall time."""
-    compilations = int(config["search.compilations"])
+    """`search.compilations` per benchmark when > 0 (deterministic), else `search.seconds` of wall time.
+
+    Raises SystemExit with one line for a negative count or a non-positive time.
+    """
+    compilations, seconds = int(config["search.compilations"]), float(config["search.seconds"])
+    if compilations < 0:
+        raise SystemExit(f"compilerdream: --search.compilations must be positive (or 0 to use --search.seconds), got {compilations}")
     if compilations > 0:
         return Budget(compilations=compilations)
-    return Budget(seconds=float(config["search.seconds"]))
+    if seconds <= 0:
+        raise SystemExit(f"compilerdream: --search.seconds must be positive, got {config['search.seconds']}")
+    return Budget(seconds=seconds)
 
 
 def failed_result(uri: str, method: str, budget: Budget, error: str) -> SearchResult:
@@ -583,6 +590,7 @@ def main_guided(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     cli = main_parse(argv, description="Guided search with a trained CompilerDream agent (REFERENCE §3)")
+    budget = search_budget(cli)  # refused before anything is written
     require_checkpoint(cli)
     config = agent_config(cli)
     out_dir = prepare_output(cli, ["test_guided_search.py", *argv], OUTPUT_DIR)
@@ -594,7 +602,6 @@ def main_guided(argv: Sequence[str] | None = None) -> int:
         )
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"compilerdream: {exc}") from None
-    budget = search_budget(cli)
     print(f"guided search: {len(benchmarks)} benchmarks of {cli['test_dataset']}, {budget.describe()} each, "
           f"action space {policy.settings.act_space}, p_random {policy.p_random}")  # fmt: skip
     results = run_guided(policy, benchmarks, budget, out_dir, seed=int(cli["seed"]))

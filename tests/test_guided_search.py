@@ -175,6 +175,10 @@ def test_loading_errors_are_clear(checkpoint, tmp_path):
 def test_search_budget_prefers_compilations():
     assert search_budget({"search.compilations": 0, "search.seconds": 60.0}) == Budget(seconds=60.0)
     assert search_budget({"search.compilations": 7, "search.seconds": 60.0}) == Budget(compilations=7)
+    for compilations, seconds, message in ((-4, 60.0, "--search.compilations must be positive"),
+                                           (0, -1.0, "--search.seconds must be positive, got -1.0")):  # fmt: skip
+        with pytest.raises(SystemExit, match=message):
+            search_budget({"search.compilations": compilations, "search.seconds": seconds})
 
 
 def test_safe_name():

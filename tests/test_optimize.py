@@ -150,6 +150,7 @@ def test_miscompile_of_oz_too_exits_nonzero_without_output(tmp_path, monkeypatch
         ("ok.c", "int main(void) { return 0; }\n", ["--search-seconds", "-3"], "invalid positive number value"),
         ("notes.txt", "hello", [], "unsupported file type"),
         ("random.bc", bytes(range(255, 0, -1)) * 4, [], "is neither LLVM bitcode"),
+        ("ok.c", "int main(void) { return 0; }\n", ["-o", "."], "-o . is a folder"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, monkeypatch, capsys, name, content, argv_extra, message):

@@ -88,3 +88,32 @@ def test_coreset_mode_with_another_action_space_is_refused(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "coreset_mode needs --compilergym.act_space NoLimit" in proc.stderr and "not Autophase" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--envs", "0"], "--envs must be at least 1, got 0"),
+        (["--replay.dreamsmooth", "1.5"], "--replay.dreamsmooth must be in [0, 1), got 1.5"),
+        (["--prefill", "-5"], "--prefill must not be negative, got -5"),
+    ],
+)
+def test_settings_out_of_range_stop_before_any_work(tmp_path, args, message):
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--logdir", str(tmp_path / "run"), "--configs", "compilergym", "compilergym_dv3",
+         "debug", "--task", "compilergym_csmith", *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_logdir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "taken").write_text("mine")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--logdir", str(tmp_path / "taken"), "--configs", "compilergym", "compilergym_dv3",
+         "debug", "--task", "compilergym_csmith"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "is a file, not a folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "taken").read_text() == "mine"
