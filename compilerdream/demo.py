@@ -84,11 +84,23 @@ def test_benchmarks(logdir: Path) -> list[str]:
     return list(results)
 
 
+def _positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of minutes: '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"minutes must be positive, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="compilerdream demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="compilerdream demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--logdir", default="runs/demo", help="every output of the demo goes here")
     p.add_argument("--data-root", default=None, help="datasets folder (default: $COMPILERDREAM_DATA or ./data)")
-    p.add_argument("--minutes", type=float, default=15.0, help="training time limit")
+    p.add_argument("--minutes", type=_positive_minutes, default=15.0, help="training time limit (minutes, > 0)")
     p.add_argument("--quick", action="store_true", help="train on a tiny corpus subset instead of the default corpus")
     p.add_argument("--search-compilations", type=int, default=300, help="budget per program in the evaluation")
     p.add_argument("--test-eps", type=int, default=12, help="test programs")
@@ -124,16 +136,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(summary_table(baseline))
     agent_geo = outcome["test"].get("test_reduction_geomean", 0.0)
-    print(f"\ntrained agent (one greedy rollout, 45 compilations): CompilerDream reduction geomean {agent_geo:.4f} "
-          f"after {steps} training steps")
+    print(
+        f"\ntrained agent (one greedy rollout, 45 compilations): CompilerDream reduction geomean {agent_geo:.4f} "
+        f"after {steps} training steps"
+    )
 
-    banner(f"4/5 compilerdream evaluate: guided search vs baselines, {args.search_compilations} compilations per program")
+    banner(
+        f"4/5 compilerdream evaluate: guided search vs baselines, {args.search_compilations} compilations per program"
+    )
     from compilerdream import evaluate
 
     report = logdir / "report"
     code = evaluate.main(
-        ["--checkpoint", str(logdir / "agent"), "--benchmarks", *benchmarks, "--methods", "oz,o3,random,greedy,guided",
-         "--search-compilations", str(args.search_compilations), "--out", str(report), "--validate"]
+        [
+            "--checkpoint",
+            str(logdir / "agent"),
+            "--benchmarks",
+            *benchmarks,
+            "--methods",
+            "oz,o3,random,greedy,guided",
+            "--search-compilations",
+            str(args.search_compilations),
+            "--out",
+            str(report),
+            "--validate",
+        ]
     )
     if code == 0 and (report / "summary.md").exists():
         print(f"report: {report / 'summary.md'}; plots: {', '.join(str(p) for p in sorted(report.glob('*.png')))}")
@@ -142,8 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     from compilerdream import optimize
 
     sample = SAMPLES / "qsort.c"
-    optimize.main([str(sample), "--checkpoint", str(logdir / "agent"), "--search-compilations",
-                   str(args.search_compilations), "-o", str(logdir / "qsort.opt.bc"), "--validate"])
+    optimize.main(
+        [
+            str(sample),
+            "--checkpoint",
+            str(logdir / "agent"),
+            "--search-compilations",
+            str(args.search_compilations),
+            "-o",
+            str(logdir / "qsort.opt.bc"),
+            "--validate",
+        ]
+    )
     print(f"\ndemo finished in {(time.time() - started) / 60:.1f} minutes; everything is under {logdir}")
     return 0
 

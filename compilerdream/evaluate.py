@@ -333,6 +333,8 @@ def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, st
     if args.search_seconds is None and args.search_compilations is None:
         args.search_seconds = DEFAULT_SECONDS
     budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a file, not a folder")
     policies, notes = choose_policies(args)
     benchmarks = load_benchmarks(args)
     for note in notes:

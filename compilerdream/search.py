@@ -528,6 +528,8 @@ def prepare_output(config: Config, argv: Sequence[str], subdir: str) -> Path:
     logdir = Path(os.path.expanduser(str(config["logdir"])))
     if str(config["logdir"]) in ("", "/dev/null"):
         raise SystemExit("compilerdream: --logdir DIR is required (every output goes under it)")
+    if logdir.exists() and not logdir.is_dir():
+        raise SystemExit(f"compilerdream: --logdir {logdir} is a file, not a folder")
     out = logdir / subdir
     out.mkdir(parents=True, exist_ok=True)
     load_dir = str(config["load_logdir"])

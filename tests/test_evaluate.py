@@ -181,3 +181,10 @@ def test_dataset_without_the_datasets_api_is_a_clear_error(tmp_path, monkeypatch
     )
     assert evaluate.main(["--dataset", "cbench-v1", "--search-compilations", "5", "--out", str(tmp_path)]) == 2
     assert "dataset_for_task" in capsys.readouterr().err
+
+
+def test_an_out_path_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "taken").write_text("mine")
+    argv = ["--benchmarks", TWO_PROGRAMS[0], "--methods", "oz", "--search-compilations", "3"]
+    assert evaluate.main([*argv, "--out", str(tmp_path / "taken")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err and (tmp_path / "taken").read_text() == "mine"
