@@ -37,30 +37,34 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
+def _probe_llvm_config(candidate: str) -> tuple[str, str, int]:
+    """(path, version, major) of an llvm-config; LookupError says what went wrong (major -1: unreadable)."""
+    path = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
+    if not path:
+        raise LookupError("no such executable")
+    try:
+        version = subprocess.check_output([path, "--version"], text=True).strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise LookupError(f"running '{path} --version' failed: {exc}") from None
+    head = version.split(".")[0]
+    return path, version, int(head) if head.isdigit() else -1
+
+
 def find_llvm_config() -> tuple[str, int]:
     chosen = os.environ.get("LLVM_CONFIG")
     if chosen:  # an explicit choice is used or refused, never silently replaced
-        path = shutil.which(chosen) or (chosen if os.path.isfile(chosen) else None)
-        if not path:
-            _fail(f"LLVM_CONFIG={chosen}: no such executable")
         try:
-            version = subprocess.check_output([path, "--version"], text=True).strip()
-        except (OSError, subprocess.CalledProcessError) as exc:
-            _fail(f"LLVM_CONFIG={chosen}: running '{path} --version' failed: {exc}")
-        major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else -1
+            path, version, major = _probe_llvm_config(chosen)
+        except LookupError as exc:
+            _fail(f"LLVM_CONFIG={chosen}: {exc}")
         if major not in SUPPORTED_LLVM:
             _fail(f"LLVM_CONFIG={chosen} is LLVM {version}; compilerdream builds against LLVM 19-22")
         return path, major
-    candidates = [f"llvm-config-{v}" for v in SUPPORTED_LLVM] + ["llvm-config"]
-    for candidate in candidates:
-        path = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
-        if not path:
-            continue
+    for candidate in [f"llvm-config-{v}" for v in SUPPORTED_LLVM] + ["llvm-config"]:
         try:
-            version = subprocess.check_output([path, "--version"], text=True).strip()
-        except (OSError, subprocess.CalledProcessError):
+            path, _, major = _probe_llvm_config(candidate)
+        except LookupError:
             continue
-        major = int(version.split(".")[0])
         if major in SUPPORTED_LLVM:
             return path, major
     _fail(

@@ -340,9 +340,6 @@ def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, st
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
     os.makedirs(args.out, exist_ok=True)
-    stale = os.path.join(args.out, "results.jsonl")  # run_search appends progress here
-    if os.path.exists(stale):
-        os.remove(stale)
     results = run_search(
         policies,
         benchmarks,

@@ -67,6 +67,9 @@ if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; else say "apt pac
 # $PYTHON when set; else python3 of an activated virtualenv or conda environment;
 # else an existing ./.venv; else python3 when pip can install into it (pyenv, or any
 # interpreter the distribution does not mark EXTERNALLY-MANAGED); else a new ./.venv.
+py_version() {  # "3.11": names Debian's python3.X-venv / python3.X-dev packages
+  "$1" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")'
+}
 pip_usable() {
   "$1" - <<'EOF' 2>/dev/null
 import os, sys, sysconfig, importlib.util
@@ -88,7 +91,7 @@ elif pip_usable python3; then
 else
   base="$(command -v python3)"
   if ! "$base" -c "import ensurepip" 2>/dev/null; then
-    ver="$("$base" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    ver="$(py_version "$base")"
     mapfile -t missing < <(apt_missing "python3-venv" "python${ver}-venv")
     apt_install "${missing[@]}"
   fi
@@ -99,7 +102,7 @@ fi
 # Python headers, needed to build the engine (Debian ships them in python3-dev).
 if ! "$PY" -c "import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
    && [ "$("$PY" -c 'import sys; print(sys.base_prefix)')" = "/usr" ]; then
-  ver="$("$PY" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  ver="$(py_version "$PY")"
   mapfile -t missing < <(apt_missing "python3-dev" "python${ver}-dev")
   apt_install "${missing[@]}"
 fi

@@ -364,28 +364,20 @@ def run_search(
         if os.path.exists(partial):
             os.unlink(partial)
     total = len(items) * len(policies)
-    bar = _progress(total, progress)
+    bar = progress_bar(total=total, desc="search", unit="run", disable=not progress)
     for name, bench in items:
         for policy in policies:
             b = (budgets or {}).get(policy.name, budget)
             result = search_benchmark(policy, bench, b, action_space=action_space, seed=seed, dataset=name)
             results.append(result)
-            if bar is not None:
-                bar.set_postfix_str(f"{policy.name} {bench.name}: {result.reduction:.3f}x", refresh=False)
-                bar.update(1)
+            bar.set_postfix_str(f"{policy.name} {bench.name}: {result.reduction:.3f}x", refresh=False)
+            bar.update(1)
             if out_dir:
                 _write_partial(out_dir, result)
-    if bar is not None:
-        bar.close()
+    bar.close()
     if out_dir:
         write_results(results, out_dir)
     return results
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return None
-    return progress_bar(total=total, desc="search", unit="run")
 
 
 def _write_partial(out_dir, result: SearchResult) -> None:
