@@ -74,6 +74,12 @@ def check_settings(config) -> None:
             raise SystemExit(f"compilerdream: --{key} must not be negative, got {config[key]}")
     if not 0.0 <= float(config["replay.dreamsmooth"]) < 1.0:
         raise SystemExit(f"compilerdream: --replay.dreamsmooth must be in [0, 1), got {config['replay.dreamsmooth']}")
+    from compilerdream.task import TaskSettings
+
+    try:  # the task's own keys (compilergym.start, oz_act/oz_continue, rew_space, ...)
+        TaskSettings.from_config(config)
+    except (ValueError, KeyError) as exc:
+        raise SystemExit(f"compilerdream: {exc}") from None
 
 
 def prepare_logdir(config, argv: Sequence[str]) -> Path:
@@ -277,12 +283,13 @@ def test_table(results: dict[str, dict], metrics: dict[str, float], step: int) -
 
 def run_test(agent, config, logdir: Path, step: int, logger, test_vec) -> dict[str, float]:
     """`test_eps` greedy episodes on the test split; in coreset-enumerate mode every sequence on every benchmark."""
-    from compilerdream.task import load_coreset_sequences
+    from compilerdream.task import TaskSettings, coreset_action_sequences
 
     task = test_vec.tasks[0]
     enumerate_coreset = bool(config["coreset_mode"]) and bool(config["coreset_enumerate_test"])
     # Each sequence k runs on all test benchmarks (fixes the k/k+1 mix-up of REFERENCE §4.4).
-    plans = [[seq] for seq in load_coreset_sequences()] if enumerate_coreset else [None]
+    sequences = coreset_action_sequences(str(config["coreset"]), TaskSettings.from_config(config)) if enumerate_coreset else []
+    plans = [[seq] for seq in sequences] if enumerate_coreset else [None]
     n_bench = int(config["test_eps"])
     split_size = getattr(task, "split_size", None)
     if split_size:
@@ -370,7 +377,7 @@ def run(config, argv: Sequence[str] = ()) -> dict:
     from compilerdream.agent import Agent
     from compilerdream.logger import Logger
     from compilerdream.replay import Replay
-    from compilerdream.task import load_coreset_sequences
+    from compilerdream.task import TaskSettings, coreset_action_sequences
     from compilerdream.vec_env import VecTask
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -380,6 +387,10 @@ def run(config, argv: Sequence[str] = ()) -> dict:
             "compilerdream: coreset_mode needs --compilergym.act_space NoLimit (the 50 coreset sequences index "
             f"the 124 flags), not {config['compilergym.act_space']}"
         )
+    try:  # the coreset is read (and checked against the action space) before any work starts
+        forced = coreset_action_sequences(str(config["coreset"]), TaskSettings.from_config(config)) if config["coreset_mode"] else None
+    except ValueError as exc:
+        raise SystemExit(f"compilerdream: {exc}") from None
     logdir = prepare_logdir(config, argv)
     device = resolve_device(str(config["device"]))
     seed_everything(int(config["seed"]))
@@ -407,7 +418,6 @@ def run(config, argv: Sequence[str] = ()) -> dict:
     obs_space = {k: shape for k, (shape, _dtype) in first_task.obs_space.items()}
     num_actions = int(first_task.num_actions)
     agent = Agent(obs_space, num_actions, config, device)
-    forced = load_coreset_sequences() if config["coreset_mode"] else None
 
     # ---------------------------------------------------------- checkpoints
     load_dir = Path(os.path.expanduser(str(config["load_logdir"])))

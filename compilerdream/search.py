@@ -1,8 +1,10 @@
 """Guided search (REFERENCE §3, §1.4): the trained agent's policy as a policy of the search harness.
 
 The agent does not plan in its world model here: it proposes passes, the real
-compiler applies them. Rollouts restart from the unoptimized program until the
-budget (seconds or compilations, `compilerdream.compiler.search.Budget`) is spent;
+compiler applies them. Rollouts restart from the search's start (the unoptimized
+program by default; -Oz's output with `--search.start oz`, or both with half the
+budget each) until the budget (seconds or compilations,
+`compilerdream.compiler.search.Budget`) is spent;
 the harness charges every applied action and keeps the best prefix. When nothing
 improves, the result is the unoptimized program (reduction Oz/O0), not the
 reference's 0 (§3 quirk).
@@ -32,10 +34,12 @@ from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.env import LlvmEnv
 from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
 from compilerdream.compiler.search import (
+    SEARCH_STARTS,
     Budget,
     SearchContext,
     SearchPolicy,
     SearchResult,
+    check_start,
     search_benchmark,
     summary_table,
     write_results,
@@ -72,6 +76,7 @@ RUNTIME_KEYS = (
     "search.seconds",
     "search.compilations",
     "search.p_random",
+    "search.start",
     "compilergym.step_timeout",
 )
 
@@ -86,7 +91,7 @@ def agent_spaces(settings: TaskSettings) -> tuple[dict[str, tuple[int, ...]], in
     The encoder concatenates its inputs in this order, so it must equal `CompilerTask.obs_space`
     (a test compares them).
     """
-    num_actions = int(action_space(settings.act_space).n) + int(settings.null_act) + int(settings.oz_act)
+    num_actions = settings.num_actions
     instcount = 3 * settings.abs_inst_obs + settings.rel_inst_obs + INSTCOUNT_NORM_SIZE * settings.instc_list_obs
     space: dict[str, tuple[int, ...]] = {"autophase": (AUTOPHASE_SIZE,), "action_histogram": (num_actions,)}
     if instcount:
@@ -142,7 +147,7 @@ class AgentObserver:
         return self.restart()
 
     def restart(self) -> dict[str, Any]:
-        """The first observation again: the program is back to unoptimized."""
+        """The first observation again: the program is back at the state `start` read (its start)."""
         self._histogram[:] = 0.0
         self._steps = 0
         self._last_cost = float(self._first[self.cost_name])
@@ -213,11 +218,13 @@ def batch_of_one(obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
 class GuidedSearch(SearchPolicy):
     """Policy-guided random search in the real compiler (REFERENCE §3).
 
-    Each rollout starts from the unoptimized program with a fresh agent state and runs
-    until the episode length (max_step / time_limit, 45), an error, the null action or the
-    Oz action. Each step: the agent's observation (as the task builds it) -> slow actor in
-    `mode` ("explore": sample + `expl_noise`, as the reference) -> with probability
-    `p_random` a uniformly random action instead -> one compilation through the harness.
+    Each rollout starts from the search's start (`ctx.reset()`: the unoptimized program, or
+    -Oz's output) with a fresh agent state and runs until the episode length (max_step /
+    time_limit, 45), an error, the null action or the Oz action of `oz_act` (the Oz action
+    of `oz_continue` applies -Oz and goes on). Each step: the agent's observation (as the
+    task builds it) -> slow actor in `mode` ("explore": sample + `expl_noise`, as the
+    reference) -> with probability `p_random` a uniformly random action instead -> one
+    compilation through the harness.
     The agent's recurrent state is told the action really applied (the reference kept the
     discarded policy action).
 
@@ -246,7 +253,8 @@ class GuidedSearch(SearchPolicy):
         if int(agent.num_actions) != self.num_actions:
             raise ValueError(
                 f"the agent has {agent.num_actions} actions but action space {self.settings.act_space} "
-                f"(null_act={self.settings.null_act}, oz_act={self.settings.oz_act}) has {self.num_actions}"
+                f"(null_act={self.settings.null_act}, oz_act={self.settings.oz_act}, "
+                f"oz_continue={self.settings.oz_continue}) has {self.num_actions}"
             )
         if not 0.0 <= p_random <= 1.0:
             raise ValueError(f"p_random must be in [0, 1], got {p_random}")
@@ -254,7 +262,8 @@ class GuidedSearch(SearchPolicy):
         self.mode = mode
         self.base_actions = int(action_space(self.settings.act_space).n)
         self.null_action = self.base_actions if self.settings.null_act else None
-        self.oz_action = self.base_actions + int(self.settings.null_act) if self.settings.oz_act else None
+        self.oz_action = self.base_actions + int(self.settings.null_act) if self.settings.oz_slot else None
+        self.oz_ends_episode = self.settings.oz_act  # oz_continue's Oz action lets the rollout go on
         self.max_length = episode_length(self.settings)
         if temperature is not None:
             # The acting actor's temperature is a plain attribute of its head; changing it changes only sampling.
@@ -262,7 +271,7 @@ class GuidedSearch(SearchPolicy):
         self.temperature = temperature
 
     def search(self, ctx: SearchContext) -> None:
-        """Rollouts from the unoptimized program until the budget is spent (the harness stops us)."""
+        """Rollouts from the context's start until the budget is spent (the harness stops us)."""
         import torch
 
         ctx.env.action_space = self.settings.act_space
@@ -289,7 +298,7 @@ class GuidedSearch(SearchPolicy):
             if action == self.null_action:
                 return
             _, died = ctx.step(OZ_PIPELINE if action == self.oz_action else action)
-            if died or action == self.oz_action:
+            if died or (self.oz_ends_episode and action == self.oz_action):
                 return
             obs = observer.step(ctx.env, action)
 
@@ -491,6 +500,14 @@ def search_budget(config: Mapping[str, Any]) -> Budget:
     return Budget(seconds=seconds)
 
 
+def search_start(config: Mapping[str, Any]) -> str:
+    """`search.start` (o0, oz or both), or SystemExit with one line naming the key and the allowed values."""
+    try:
+        return check_start(str(config.get("search.start", "o0")), SEARCH_STARTS, "--search.start")
+    except ValueError as exc:
+        raise SystemExit(f"compilerdream: {exc}") from None
+
+
 def failed_result(uri: str, method: str, budget: Budget, error: str) -> SearchResult:
     """The result row of a benchmark that could not be loaded (counted as 0 in geomeans, as a failure)."""
     from compilerdream.compiler.metrics import dataset_of
@@ -548,8 +565,13 @@ def run_guided(
     out_dir: Path,
     seed: int = 0,
     progress: bool = True,
+    start: str = "o0",
 ) -> list[SearchResult]:
-    """Guided search on each benchmark; per-benchmark JSON as it goes, then results.json/.csv and summary.md."""
+    """Guided search on each benchmark; per-benchmark JSON as it goes, then results.json/.csv and summary.md.
+
+    `start`: "o0", "oz" or "both", as in `compilerdream.compiler.search.search_benchmark`.
+    """
+    start = check_start(start or "o0")
     results: list[SearchResult] = []
     bar = progress_bar(benchmarks, desc="guided search", unit="benchmark", disable=not progress, dynamic_ncols=True)
     for ref in bar:
@@ -561,7 +583,7 @@ def run_guided(
         else:
             result = search_benchmark(
                 policy, bench, budget, action_space=policy.settings.act_space, seed=seed,
-                env_factory=_env_factory(policy.settings),
+                env_factory=_env_factory(policy.settings), start=start,
             )  # fmt: skip
         results.append(result)
         record = {**result.to_json(), "p_random": policy.p_random, "temperature": policy.temperature}
@@ -593,6 +615,7 @@ def main_guided(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cli = main_parse(argv, description="Guided search with a trained CompilerDream agent (REFERENCE §3)")
     budget = search_budget(cli)  # refused before anything is written
+    start = search_start(cli)
     require_checkpoint(cli)
     config = agent_config(cli)
     out_dir = prepare_output(cli, ["test_guided_search.py", *argv], OUTPUT_DIR)
@@ -605,8 +628,11 @@ def main_guided(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"compilerdream: {exc}") from None
     print(f"guided search: {len(benchmarks)} benchmarks of {cli['test_dataset']}, {budget.describe()} each, "
-          f"action space {policy.settings.act_space}, p_random {policy.p_random}")  # fmt: skip
-    results = run_guided(policy, benchmarks, budget, out_dir, seed=int(cli["seed"]))
+          f"action space {policy.settings.act_space}, p_random {policy.p_random}, start {start}")  # fmt: skip
+    if policy.settings.start != "o0" and start == "o0":
+        log.warning("the agent was trained from compilergym.start %s; this search starts from o0 (--search.start %s "
+                    "starts where it learned)", policy.settings.start, policy.settings.start)  # fmt: skip
+    results = run_guided(policy, benchmarks, budget, out_dir, seed=int(cli["seed"]), start=start)
     print(summary_table(results))
     print(f"results: {out_dir}")
     return 0

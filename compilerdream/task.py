@@ -26,6 +26,7 @@ __all__ = [
     "leaky",
     "list_source",
     "load_coreset_sequences",
+    "coreset_action_sequences",
     "normalize_autophase",
     "step_reward",
     "symlog",
@@ -42,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "compilergym.rew_space": "IrInstructionCount",
     "compilergym.act_space": "Autophase",
     "compilergym.oz_act": False,
+    "compilergym.oz_continue": False,
+    "compilergym.start": "o0",
     "compilergym.null_act": False,
     "compilergym.abs_inst_obs": False,
     "compilergym.rel_inst_obs": False,
@@ -63,6 +66,8 @@ AUTOPHASE_SIZE = 56
 TOTAL_INSTS = 51  # index of `TotalInsts` in data/autophase_features.txt
 INSTCOUNT_NORM_SIZE = 69
 OZ_PIPELINE = "default<Oz>"
+#: Where an episode starts (`compilergym.start`): the unoptimized program or -Oz's output.
+STARTS = ("o0", "oz")
 MAX_RESET_TRIES = 128
 MODES = ("train", "val", "test")
 
@@ -130,6 +135,41 @@ def _coreset_sequences() -> tuple[tuple[int, ...], ...]:
         return tuple(tuple(int(i) for i in json.loads(line)) for line in f if line.strip())
 
 
+def coreset_action_sequences(name: str | None, settings: TaskSettings) -> list[list[int]]:
+    """A coreset's sequences as indices of the task's action space (coreset mode, value prediction).
+
+    `name`: `default` (the shipped LLVM-19 coreset), `nvp50` (REFERENCE §2.7's 50) or a
+    coreset JSON file (compilerdream.compiler.coreset). Flags become NoLimit indices; a
+    sequence that starts from -Oz begins with the task's -Oz action, so it needs
+    `compilergym.oz_continue` (the `coreset_train`/`coreset_test` blocks set it).
+    Bad input raises ValueError with one line.
+    """
+    from compilerdream.compiler.coreset import CoresetError, load_coreset
+    from compilerdream.compiler.spaces import flag_to_index
+
+    if settings.act_space != "NoLimit":
+        raise ValueError(f"coreset sequences index the NoLimit action space, not {settings.act_space}")
+    try:
+        coreset = load_coreset(name or "default")
+    except CoresetError as exc:
+        raise ValueError(f"--coreset: {exc}") from None
+    from_oz = sum(1 for s in coreset.sequences if s.start == "oz")
+    if from_oz and not settings.oz_continue:
+        raise ValueError(
+            f"coreset {coreset.name}: {from_oz} of its {len(coreset)} sequences start from -Oz and need "
+            "--compilergym.oz_continue True (the coreset_train/coreset_test blocks set it), or use --coreset nvp50"
+        )
+    oz_action = int(action_space(settings.act_space).n) + int(settings.null_act)
+    out = []
+    for seq in coreset.sequences:
+        try:
+            indices = [flag_to_index(p) for p in seq.passes]
+        except Exception:
+            raise ValueError(f"coreset {coreset.name}: a sequence has a pass that is not a NoLimit flag: {seq.passes}") from None
+        out.append(([oz_action] if seq.start == "oz" else []) + indices)
+    return out
+
+
 def load_coreset_sequences() -> list[list[int]]:
     """The 50 coreset pass sequences (NoLimit indices) of REFERENCE §2.7, in file order."""
     return [list(seq) for seq in _coreset_sequences()]
@@ -159,6 +199,20 @@ class TaskSettings:
     time_limit: int
     seed: int
     data_root: str | None
+    #: An action that runs `default<Oz>` and lets the episode go on (oz_act's ends it).
+    oz_continue: bool = False
+    #: "o0": episodes start from the unoptimized program; "oz": from -Oz's output.
+    start: str = "o0"
+
+    @property
+    def oz_slot(self) -> bool:
+        """Whether the action space has an Oz action (oz_act or oz_continue): one index after null_act."""
+        return self.oz_act or self.oz_continue
+
+    @property
+    def num_actions(self) -> int:
+        """Base actions + the null action + the Oz action, as the agent sees them."""
+        return int(action_space(self.act_space).n) + int(self.null_act) + int(self.oz_slot)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TaskSettings:
@@ -184,6 +238,8 @@ class TaskSettings:
             time_limit=int(get("time_limit")),
             seed=int(get("seed")),
             data_root=str(get("data_root") or "") or None,
+            oz_continue=bool(get("compilergym.oz_continue")),
+            start=str(get("compilergym.start")).strip().lower(),
         )._validated()
 
     def _validated(self) -> TaskSettings:
@@ -194,6 +250,13 @@ class TaskSettings:
         if self.max_step < 1:
             raise ValueError(f"compilergym.max_step must be >= 1, got {self.max_step}")
         action_space(self.act_space)  # raises UnknownNameError naming the value
+        if self.start not in STARTS:
+            raise ValueError(f"compilergym.start '{self.start}' is not supported: use one of {', '.join(STARTS)}")
+        if self.oz_act and self.oz_continue:
+            raise ValueError(
+                "compilergym.oz_act and compilergym.oz_continue are exclusive (oz_act's -Oz action ends the "
+                "episode, oz_continue's goes on): set one of them"
+            )
         return self
 
 
@@ -313,8 +376,11 @@ class CompilerTask:
         s = self.settings
         self.base_actions = int(action_space(s.act_space).n)
         self.null_action = self.base_actions if s.null_act else None
-        self.oz_action = self.base_actions + int(s.null_act) if s.oz_act else None
-        self.num_actions = self.base_actions + int(s.null_act) + int(s.oz_act)
+        #: The Oz action's index (oz_act or oz_continue), after the null action; None without one.
+        self.oz_action = self.base_actions + int(s.null_act) if s.oz_slot else None
+        #: Whether the Oz action ends the episode (oz_act) or lets it go on (oz_continue).
+        self.oz_ends_episode = s.oz_act
+        self.num_actions = s.num_actions
         self._cost_name, self._init_name, self._baseline_name = REWARD_OBSERVATIONS[s.rew_space]
         self._observation_names = self._needed_observations()
         self._benchmarks = list(benchmarks) if benchmarks is not None else None
@@ -436,7 +502,14 @@ class CompilerTask:
         self._oz = int(observe["IrInstructionCountOz"])
         self._init = float(observe[self._init_name])
         self._baseline = float(observe[self._baseline_name])
-        values, *_ = self.env.multistep([], observation_spaces=self._observation_names, reward_spaces=[])
+        # start "oz": the episode begins from -Oz's output; rewards are measured from its cost
+        # (normalised by the same O0 - Oz as always), so the episode's return is its gain over -Oz.
+        pipelines = [OZ_PIPELINE] if self.settings.start == "oz" else []
+        values, _, terminated, _, info = self.env.multistep(
+            pipelines, observation_spaces=self._observation_names, reward_spaces=[]
+        )
+        if terminated:
+            raise RuntimeError(f"-Oz failed on {self._benchmark.uri} at reset: {info.get('error_details')}")
         self._values = dict(zip(self._observation_names, values))
         self._last_cost = float(self._values[self._cost_name])
         self._uri = self._benchmark.uri
@@ -510,7 +583,8 @@ class CompilerTask:
         return int(action)
 
     def _apply(self, applied: int) -> _StepOutcome:
-        """Run the action in the engine; the null action changes nothing, the Oz action runs `default<Oz>`."""
+        """Run the action in the engine; the null action changes nothing, the Oz action runs `default<Oz>`
+        (and ends the episode with oz_act, not with oz_continue)."""
         if applied == self.null_action:
             return _StepOutcome(ended=True, error=None)
         target: int | str = OZ_PIPELINE if applied == self.oz_action else applied
@@ -525,7 +599,7 @@ class CompilerTask:
                 f"{info.get('error_type', 'Error')}: {info.get('error_details', 'the environment ended the episode')}"
             )
         self._values = dict(zip(self._observation_names, values))
-        return _StepOutcome(ended=applied == self.oz_action, error=None)
+        return _StepOutcome(ended=self.oz_ends_episode and applied == self.oz_action, error=None)
 
     def _failed(self, error: str) -> _StepOutcome:
         log.warning("episode on %s aborted at step %d: %s", self._uri, self._steps, error)

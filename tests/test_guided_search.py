@@ -20,7 +20,7 @@ from agent_helpers import (
 
 from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.env import LlvmEnv
-from compilerdream.compiler.search import Budget, search_benchmark
+from compilerdream.compiler.search import Budget, SearchContext, search_benchmark
 from compilerdream.search import (
     AgentObserver,
     BenchmarkRef,
@@ -30,6 +30,7 @@ from compilerdream.search import (
     run_guided,
     safe_name,
     search_budget,
+    search_start,
 )
 from compilerdream.task import CompilerTask, TaskSettings
 
@@ -75,6 +76,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
         {},
         {"compilergym.act_space": "NoLimit", "compilergym.abs_inst_obs": True, "compilergym.rel_inst_obs": True},
         {"compilergym.null_act": True, "compilergym.oz_act": True, "compilergym.instc_list_obs": True},
+        {"compilergym.null_act": True, "compilergym.oz_continue": True, "compilergym.start": "oz"},
     ],
 )
 def test_agent_spaces_equal_the_tasks(programs, overrides):
@@ -128,6 +130,59 @@ def test_guided_search_honours_the_budget_and_is_deterministic(checkpoint, progr
     assert first.best_actions == again.best_actions and first.final == again.final
     assert first.final <= first.O0  # the best prefix never makes the program bigger than unoptimized
     assert first.reduction == pytest.approx(first.Oz / first.final) and first.reduction > 0
+
+
+def test_guided_search_from_oz_starts_its_rollouts_at_the_oz_module(checkpoint, programs, monkeypatch):
+    """start="oz": the agent's first observation is -Oz's module; the result begins with default<Oz>."""
+    policy = load_guided_policy(checkpoint, "cpu")
+    firsts = []
+    original = AgentObserver.start
+
+    def start(self, env):  # the observer reads the real env; we only keep what it returned
+        obs = original(self, env)
+        firsts.append((obs, int(env.observation["IrInstructionCount"])))
+        return obs
+
+    monkeypatch.setattr(AgentObserver, "start", start)
+    result = search_benchmark(policy, programs["qsort"], Budget(compilations=30), action_space="Autophase", seed=3,
+                              start="oz")  # fmt: skip
+    assert result.error is None and result.compilations <= 30
+    assert result.start == "oz" and result.best_actions[0] == "default<Oz>" and result.final <= result.Oz
+    assert len(firsts) == 1
+    first, count = firsts[0]
+    assert count == result.Oz and first["reduction"] == 1.0 and first["is_first"]
+
+
+def test_the_oz_continue_action_lets_the_rollout_go_on(tmp_path, programs):
+    """An agent with compilergym.oz_continue: its -Oz action is one step of a rollout, not its end."""
+    checkpoint = make_checkpoint(tmp_path / "agent", **{"compilergym.oz_continue": True})
+    policy = load_guided_policy(checkpoint, "cpu", p_random=1.0)  # uniform actions: the -Oz one comes up
+    assert policy.num_actions == 43 and policy.oz_action == 42 and not policy.oz_ends_episode
+    trajectories = []
+    original = SearchContext.step
+
+    def step(self, action):  # the real step; we keep the trajectory it leaves
+        out = original(self, action)
+        trajectories.append(list(self.trajectory))
+        return out
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SearchContext, "step", step)
+        result = search_benchmark(policy, programs["crc32"], Budget(compilations=120), action_space="Autophase", seed=1)
+    assert result.error is None
+    went_on = [b for a, b in zip(trajectories, trajectories[1:]) if a and a[-1] == "default<Oz>" and b[:-1] == a]
+    assert went_on  # a step after the -Oz action extended the same rollout
+
+
+def test_search_start_is_checked_before_any_work(checkpoint, tmp_path):
+    assert search_start({"search.start": "both"}) == "both" and search_start({}) == "o0"
+    with pytest.raises(SystemExit, match=r"^compilerdream: --search.start must be one of o0, oz, both, got 'oz3'$"):
+        search_start({"search.start": "oz3"})
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit, match="--search.start must be one of"):
+        main_guided(["--configs", "compilergym", "compilergym_dv3", "debug", "--logdir", str(out),
+                     "--load_logdir", str(checkpoint), "--search.start", "x"])  # fmt: skip
+    assert not out.exists()
 
 
 def test_nothing_improves_gives_the_unoptimized_program(checkpoint, tmp_path):
@@ -204,7 +259,8 @@ def test_example_script_runs(trained, data_root, tmp_path):
     cmd = [sys.executable, str(REPO / "examples" / "test_guided_search.py"), "--logdir", str(logdir),
            "--configs", "compilergym", "compilergym_dv3", "cbench_train", "debug", "--task", "compilergym_cbench",
            "--load_logdir", str(trained), "--no_eval", "True", "--data_root", str(data_root),
-           "--test_dataset", "file_dataset_progs", "--search.compilations", "25"]  # fmt: skip
+           "--test_dataset", "file_dataset_progs", "--search.compilations", "25",
+           "--search.start", "oz"]  # fmt: skip
     proc = subprocess.run(
         cmd, cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
@@ -213,6 +269,7 @@ def test_example_script_runs(trained, data_root, tmp_path):
     rows = json.loads((out / "results.json").read_text())
     assert [Path(r["benchmark"]).name for r in rows] == ["qsort.bc", "crc32.bc"]
     assert all(r["compilations"] <= 25 and r["reduction"] > 0 for r in rows)
+    assert all(r["start"] == "oz" and r["best_actions"][0] == "default<Oz>" for r in rows)  # --search.start oz
     assert (out / "summary.md").is_file() and (out / "results.csv").is_file() and (logdir / "config.yaml").is_file()
     assert "CompilerDream reduction" in proc.stdout
     assert os.listdir(cwd) == []  # nothing written outside --logdir

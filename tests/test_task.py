@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from compiler.helpers import count_instructions, run_commandline  # tests/compiler/helpers.py
 
 from compilerdream.compiler.benchmarks import Benchmark
+from compilerdream.compiler.env import LlvmEnv
 from compilerdream.compiler.toolchain import find_tool
 from compilerdream.task import (
     AUTOPHASE_SIZE,
@@ -166,6 +168,74 @@ def test_oz_action_matches_oz_in_engine(make_task, tmp_path, monkeypatch):
     assert obs["count"] == obs["Oz"] and obs["reduction"] == 1.0
     assert obs["reward"] == pytest.approx(1.0)  # (O0 - Oz) / max(O0 - Oz, 1)
     assert list(tmp_path.iterdir()) == []  # no ./temp, no ./bin/opt, no error.log
+
+
+def test_oz_continue_action_goes_on_and_its_commandline_replays_with_opt(make_task, programs, opt_tool, tmp_path):
+    """compilergym.oz_continue: one more action (after null_act) running default<Oz>, and the episode goes on."""
+    task = make_task(null_act=True, oz_continue=True, max_step=5)
+    assert task.oz_action == task.num_actions - 1 == 43 and not task.oz_ends_episode
+    assert task.obs_space["action_histogram"][0] == (44,)
+    start = task.reset()
+    counts = []
+    for action in (5, task.oz_action, 7):  # -dse (Autophase), -Oz, -gvn
+        obs = task.step(action)
+        assert not obs["is_last"] and not obs["is_terminal"] and "error" not in obs
+        counts.append(int(obs["count"]))
+    assert counts[1] <= start["Oz"] and obs["action_histogram"][task.oz_action] == pytest.approx(1 / 5)
+    path = tmp_path / "qsort.bc"
+    path.write_bytes(programs["qsort"].data)
+    commandline = task.env.commandline()
+    assert "default<Oz>" in commandline
+    run_commandline(opt_tool, commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == counts[-1]
+
+
+def test_start_oz_episodes_begin_from_the_oz_module(make_task, programs):
+    """compilergym.start oz: the first observation is -Oz's module, and rewards count from its size."""
+    task = make_task(start="oz", abs_inst_obs=True)
+    obs = task.reset()
+    o0, oz = int(obs["O0"]), int(obs["Oz"])
+    assert obs["is_first"] and int(obs["count"]) == oz < o0 and obs["reduction"] == 1.0 and obs["reward"] == 0.0
+    with LlvmEnv() as env:  # the -Oz module's features, computed apart
+        env.reset(benchmark=programs["qsort"])
+        env.step("default<Oz>")
+        np.testing.assert_array_equal(obs["autophase"], normalize_autophase(env.observation["Autophase"]))
+        np.testing.assert_allclose(obs["instcount"], symlog(np.array([o0, oz, oz]) / 1000.0), rtol=1e-6)
+    total = 0.0
+    for action in (5, 7, 11):
+        obs = task.step(action)
+        total += float(obs["reward"])
+    assert total == pytest.approx((oz - int(obs["count"])) / max(o0 - oz, 1), abs=1e-5)  # the return: gain over -Oz
+    assert task.reset(switch_benchmark=False)["count"] == oz
+
+
+def test_forced_actions_work_with_start_oz_and_oz_continue(make_task):
+    """coreset_mode's forced sequences (NoLimit indices) run from -Oz's output; the -Oz action may be forced too."""
+    sequence = [*load_coreset_sequences()[2], 124]  # + the oz_continue action (NoLimit: 124 actions)
+    task = make_task(act_space="NoLimit", max_step=45, start="oz", oz_continue=True)
+    assert task.num_actions == 125
+    task.set_forced_actions(sequence)
+    first = task.reset()
+    assert int(first["count"]) == int(first["Oz"])
+    applied = []
+    for k in range(len(sequence)):
+        obs = task.step(None)
+        applied.append(int(np.argmax(obs["action"])))
+        assert bool(obs["is_last"]) == (k == len(sequence) - 1) and not obs["is_terminal"]
+    assert applied == sequence and "error" not in obs
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"compilergym.start": "o3"}, "compilergym.start 'o3' is not supported: use one of o0, oz"),
+        ({"compilergym.oz_act": True, "compilergym.oz_continue": True}, "oz_continue are exclusive"),
+    ],
+)
+def test_bad_start_and_oz_options_are_one_line(config, message):
+    with pytest.raises(ValueError) as info:
+        CompilerTask("examples", "val", config, benchmarks=["unused.c"])
+    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_forced_coreset_actions_override_the_agent(make_task):

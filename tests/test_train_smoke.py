@@ -96,6 +96,7 @@ def test_coreset_mode_with_another_action_space_is_refused(tmp_path):
         (["--envs", "0"], "--envs must be at least 1, got 0"),
         (["--replay.dreamsmooth", "1.5"], "--replay.dreamsmooth must be in [0, 1), got 1.5"),
         (["--prefill", "-5"], "--prefill must not be negative, got -5"),
+        (["--compilergym.start", "o3"], "compilergym.start 'o3' is not supported: use one of o0, oz"),
     ],
 )
 def test_settings_out_of_range_stop_before_any_work(tmp_path, args, message):

@@ -132,8 +132,15 @@ class ActionSpace(spaces.Discrete):
         return out
 
     def to_string(self, actions: Sequence) -> str:
-        """`opt` command line reproducing the actions (see env.commandline())."""
-        return commandline_for([p for a in actions for p in self.pipelines(a)])
+        """`opt` command line reproducing the actions (see env.commandline()); strings (a flag, or a
+        pipeline such as `default<Oz>`) are taken as they are."""
+
+        def pipelines(a) -> list[str]:
+            if not isinstance(a, str):
+                return self.pipelines(a)
+            return [pass_flags()[flag_to_index(a)].pipeline] if a.strip().startswith("-") else [a.strip()]
+
+        return commandline_for([p for a in actions for p in pipelines(a)])
 
     def from_string(self, commandline: str) -> list[int]:
         """Parse a command line written by `to_string` (or a CompilerGym `opt -flag ...` one) into actions."""
@@ -198,6 +205,25 @@ STEP_SEPARATOR = ",invalidate<all>,"
 _PASSES_RE = re.compile(r"-passes=(?P<q>['\"]?)(?P<p>.*?)(?P=q)(?:\s|$)")
 
 
+#: LLVM's named optimization pipelines (-O0 ... -Oz), printed by name in command lines.
+_DEFAULT_PIPELINE_RE = re.compile(r"^default<O[0123sz]>$")
+
+
+def printable_pipeline(pipeline: str) -> str:
+    """`pipeline` as a command line prints it: its canonical spelling, except `default<Ox>` elements.
+
+    LLVM's printed expansion of `default<Oz>` does not parse back to the same pipeline (opt-19
+    on the expansion gives a different module on some programs), so those elements keep their
+    name; each is a complete module pipeline, so the rest keep their canonical spelling.
+    Raises UnknownNameError if `pipeline` does not parse.
+    """
+    canonical = canonical_pipeline(pipeline)
+    parts = [part.strip() for part in split_pipeline(pipeline.strip())]
+    if not any(_DEFAULT_PIPELINE_RE.match(part) for part in parts):
+        return canonical
+    return ",".join(part if _DEFAULT_PIPELINE_RE.match(part) else canonical_pipeline(part) for part in parts)
+
+
 def commandline_for(
     pipelines: Sequence[str], input_name: str = "input.bc", output_name: str = "output.bc", strip_debug: bool = False
 ) -> str:
@@ -211,7 +237,7 @@ def commandline_for(
     # cache across the whole -passes string, and cached analyses (e.g. SCEV after
     # licm) can change what later passes do. invalidate<all> between steps makes
     # opt start each one from a clean cache, as the engine does.
-    text = STEP_SEPARATOR.join(canonical_pipeline(p) for p in pipelines) if pipelines else "no-op-module"
+    text = STEP_SEPARATOR.join(printable_pipeline(p) for p in pipelines) if pipelines else "no-op-module"
     strip = "-strip-debug " if strip_debug else ""
     return f"opt {strip}-passes={shlex.quote(text)} {input_name} -o {output_name}"
 
