@@ -24,13 +24,29 @@ from dataclasses import dataclass, field
 from .compiler.benchmarks import C_SUFFIXES, IR_SUFFIXES, Benchmark, resolve_benchmark
 from .compiler.env import LlvmEnv
 from .compiler.errors import CompilerDreamError, UnknownNameError
-from .compiler.search import Budget, SearchPolicy, SearchResult, make_policy, run_search, summary_table
+from .compiler.search import (
+    SEARCH_STARTS,
+    Budget,
+    SearchPolicy,
+    SearchResult,
+    check_start,
+    make_policy,
+    run_search,
+    summary_table,
+)
 from .compiler.validation import miscompile_report, validate_semantics, write_miscompiles
 from .optimize import UsageError, load_guided
 from .report import write_report
 
 PROG = "compilerdream evaluate"
-BASELINE_METHODS = ("oz", "o3", "random", "greedy")
+
+
+def optimize_budget() -> Budget:
+    """`compilerdream optimize`'s own default budget (the optimize method without a budget flag)."""
+    from .compiler.default_optimizer import default_policy
+
+    return default_policy(None)[1]
+BASELINE_METHODS = ("oz", "o3", "random", "greedy", "coreset", "optimize")
 ALL_METHODS = (*BASELINE_METHODS, "guided")
 DEFAULT_SECONDS = 60.0  # the reference's guided-search wall time per benchmark (§3)
 ONE_COMPILATION = Budget(compilations=1)
@@ -78,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logdir", default=None, help="training logdir: plot its metrics.jsonl")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-space", default="NoLimit")
+    p.add_argument(
+        "--start",
+        default=None,
+        help="where random, greedy and guided search start: o0 (default), oz (-Oz's output) or both "
+        "(half the budget each); -Oz and -O3 always run on the unoptimized program; the coreset method "
+        "runs its sequences from where the coreset says unless --start is given",
+    )
+    p.add_argument(
+        "--coreset", default="default", help="for coreset/optimize: default (LLVM 19, shipped), nvp50, or a coreset JSON file"
+    )
     p.add_argument("--device", default="auto", help="for guided search: cpu, cuda or auto")
     return p
 
@@ -166,6 +192,16 @@ def choose_policies(args: argparse.Namespace) -> tuple[list[SearchPolicy], list[
         raise UsageError(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(ALL_METHODS)}")
     policies, notes = [], []
     for method in dict.fromkeys(requested):
+        if method in ("coreset", "optimize"):
+            explicit = getattr(args, "start_given", False)
+            try:
+                policies.append(
+                    make_policy(method, coreset=args.coreset, budget=getattr(args, "budget_given", None),
+                                start=args.start if explicit else None)
+                )
+            except CompilerDreamError as exc:
+                raise UsageError(f"--coreset: {exc}") from None
+            continue
         if method != "guided":
             policies.append(make_policy(method))
             continue
@@ -245,6 +281,17 @@ def _csv_text(rows: Sequence[dict]) -> str:
     return buf.getvalue()
 
 
+_START_TEXT = {
+    "o0": "the unoptimized program (o0)",
+    "oz": "-Oz's output (oz; -Oz charged as one compilation)",
+    "both": "the unoptimized program and -Oz's output, half the budget each (both)",
+}
+
+
+def _start_text(start: str) -> str:
+    return _START_TEXT.get(start, start)
+
+
 METRICS_TEXT = """\
 - **CompilerDream reduction** = Oz / final instruction count per benchmark; geomean per dataset, overall =
   geomean of the dataset geomeans (as CompilerDream reports it). Above 1.0 beats -Oz.
@@ -261,6 +308,7 @@ def summary_markdown(args, results, rows, notes: Sequence[str], budget: Budget, 
         f"- benchmarks: {len({r.benchmark for r in results})} ({', '.join(datasets)})",
         f"- methods: {', '.join(methods)}",
         f"- budget per benchmark: {budget.describe()} (-Oz and -O3: 1 compilation)",
+        f"- searches start from: {_start_text(getattr(args, 'start', 'o0'))}",
         f"- checkpoint: {args.checkpoint or 'none'}",
         *[f"- note: {n}" for n in notes],
         "",
@@ -330,9 +378,17 @@ def write_report_dir(args, results, validation: Validation | None, notes, budget
 # ------------------------------------------------------------------ entry point
 def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, str], Validation | None]:
     """Run the evaluation described by parsed arguments; returns results, written paths and validation."""
-    if args.search_seconds is None and args.search_compilations is None:
+    given = args.search_seconds is not None or args.search_compilations is not None
+    if not given:
         args.search_seconds = DEFAULT_SECONDS
     budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
+    args.budget_given = budget if given else None
+    args.start_given = args.start is not None
+    try:
+        start = check_start(getattr(args, "start", None) or "o0", SEARCH_STARTS, "--start")
+        args.start = start
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} is a file, not a folder")
     policies, notes = choose_policies(args)
@@ -348,7 +404,8 @@ def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, st
         seed=args.seed,
         out_dir=args.out,
         progress=sys.stderr.isatty(),
-        budgets={"-Oz": ONE_COMPILATION, "-O3": ONE_COMPILATION},
+        budgets={"-Oz": ONE_COMPILATION, "-O3": ONE_COMPILATION, **({} if given else {"optimize": optimize_budget()})},
+        start=start,
     )
     validation = None
     if args.validate:

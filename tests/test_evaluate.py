@@ -167,12 +167,25 @@ def test_guided_method_runs_a_trained_checkpoint(tmp_path, capsys):
         (["--benchmarks", TWO_PROGRAMS[0], "--search-seconds", "1", "--search-compilations", "5"], "not allowed with"),
         (["--search-compilations", "5"], "one of the arguments --benchmarks --dataset is required"),
         (["--dataset", "no-such-dataset-v9", "--search-compilations", "5"], "no-such-dataset-v9"),
+        (["--benchmarks", TWO_PROGRAMS[0], "--start", "O3"], "--start must be one of o0, oz, both, got 'O3'"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, argv, message):
     assert evaluate.main([*argv, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+@needs_llvm
+def test_start_both_runs_searches_from_both_and_baselines_from_o0(tmp_path):
+    argv = ["--benchmarks", TWO_PROGRAMS[1], "--methods", "oz,random", "--search-compilations", "20", "--start", "both"]
+    assert evaluate.main([*argv, "--out", str(tmp_path)]) == 0
+    rows = {r["method"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    assert rows["-Oz"]["start"] == "o0" and rows["-Oz"]["compilations"] == 1
+    random = rows["random"]
+    assert random["start"] in ("o0", "oz") and random["compilations"] <= 20 and random["final"] <= random["Oz"]
+    assert (random["best_actions"][0] == "default<Oz>") == (random["start"] == "oz")
+    assert "half the budget each (both)" in (tmp_path / "summary.md").read_text()
 
 
 def test_dataset_without_the_datasets_api_is_a_clear_error(tmp_path, monkeypatch, capsys):
@@ -188,3 +201,17 @@ def test_an_out_path_that_is_a_file_is_refused(tmp_path, capsys):
     argv = ["--benchmarks", TWO_PROGRAMS[0], "--methods", "oz", "--search-compilations", "3"]
     assert evaluate.main([*argv, "--out", str(tmp_path / "taken")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err and (tmp_path / "taken").read_text() == "mine"
+
+
+@needs_llvm
+def test_coreset_and_optimize_methods_are_validated_beside_oz(tmp_path):
+    """evaluate --methods coreset,optimize: optimize's own default budget when none is given; results validated."""
+    argv = ["--benchmarks", TWO_PROGRAMS[0], "--methods", "oz,coreset,optimize", "--validate"]
+    assert evaluate.main([*argv, "--out", str(tmp_path)]) == 0
+    rows = {r["method"]: r for r in json.loads((tmp_path / "results.json").read_text())}
+    assert set(rows) == {"-Oz", "coreset", "optimize"}
+    assert all(r["error"] is None and r["validation"] == "ok" for r in rows.values())
+    assert rows["optimize"]["final"] <= rows["coreset"]["final"]
+    from compilerdream.compiler.default_optimizer import default_policy
+
+    assert rows["optimize"]["budget"] == default_policy(None)[1].describe()  # optimize's own, not evaluate's 60 s

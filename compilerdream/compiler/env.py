@@ -322,6 +322,34 @@ class LlvmEnv(gym.Env):
             reward = rewards
         return obs, reward, False, False, info
 
+    def trace(self, actions: Sequence) -> tuple[list[int], list[bool], str | None]:
+        """Apply actions in one worker call; the IR instruction count after each action.
+
+        Returns (counts, changed, error): `counts[i]` and `changed[i]` describe the module
+        after `actions[i]`. Every prefix of a pass sequence is measured for the price of
+        applying the sequence once (coreset evaluation). When a pass crashes or hangs,
+        `error` says why, the session is gone (reset() before using the env again) and the
+        lists are empty. The reward state is not advanced: read rewards after a trace with
+        `env.reward[...]`, or reset.
+        """
+        per_action = [self._pipelines_of(a) for a in actions]
+        pipelines = [p for ps in per_action for p in ps]
+        self._ensure_session()
+        try:
+            raw_counts, raw_changed = self.worker.request("trace", self._session, pipelines, timeout=self.step_timeout)
+        except SessionError as exc:
+            self._session = None
+            return [], [], f"{exc.error_type}: {getattr(exc, 'details', str(exc))}"
+        counts, changed, i = [], [], 0
+        for ps in per_action:  # an action may expand to several pipelines: report after its last one
+            n = len(ps)
+            counts.append(int(raw_counts[i + n - 1]) if n else (counts[-1] if counts else int(self._load_info["instruction_count"])))
+            changed.append(any(raw_changed[i : i + n]))
+            i += n
+        self.actions.extend(actions)
+        self._pipelines.extend(pipelines)
+        return counts, changed, None
+
     def _pipelines_of(self, action) -> list[str]:
         if isinstance(action, str):  # a CompilerGym flag or any new-PM pipeline
             stripped = action.strip()

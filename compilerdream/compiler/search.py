@@ -5,6 +5,11 @@ in the real compiler, charges every applied action (one "compilation") and
 elapsed seconds to the budget, and remembers the best action prefix seen.
 Random search, greedy search and fixed pipelines (-Oz, -O3) are policies here;
 the agent's guided search (compilerdream/search.py) plugs in the same way.
+
+A search starts from the unoptimized program (`start="o0"`, the default), from
+-Oz's output (`"oz"`: -Oz runs once per benchmark search, charged as one
+compilation and recorded as the action "default<Oz>"; later resets restore it by
+forking) or from both (`"both"`: the policy runs from each with half the budget).
 """
 
 from __future__ import annotations
@@ -25,10 +30,28 @@ from .errors import CompilerDreamError
 from .fileio import atomic_write
 from .metrics import dataset_of, leaderboard_reward, reduction, summarize
 from .progress import progress_bar
+from .spaces import reward_spec
 
 log = logging.getLogger(__name__)
 
 REWARD_SPACE = "IrInstructionCountOz"
+OZ_PIPELINE = "default<Oz>"
+#: Where a context's trajectories start: the unoptimized program, or -Oz's output.
+STARTS = ("o0", "oz")
+#: What a search may be asked to start from: a start, or both (half the budget each).
+SEARCH_STARTS = (*STARTS, "both")
+
+
+def check_start(start: str, allowed: Sequence[str] = SEARCH_STARTS, name: str = "start") -> str:
+    """`start` in lower case if it is one of `allowed`; else ValueError with one line naming them."""
+    value = start.strip().lower() if isinstance(start, str) else start
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {start!r}")
+    return value
+
+
+class StartUnavailable(CompilerDreamError):
+    """-Oz crashed on the benchmark: a search cannot start from its output."""
 
 
 class BudgetExhausted(Exception):
@@ -49,6 +72,17 @@ class Budget:
             raise ValueError(f"budget seconds must be positive, got {self.seconds}")
         if self.compilations is not None and self.compilations <= 0:
             raise ValueError(f"budget compilations must be positive, got {self.compilations}")
+
+    def halves(self) -> tuple[Budget | None, Budget | None]:
+        """This budget split in two (seconds halved, compilations c//2 and c - c//2); None for a half with nothing."""
+        seconds = None if self.seconds is None else self.seconds / 2
+        if self.compilations is None:
+            return Budget(seconds=seconds), Budget(seconds=seconds)
+        first, second = self.compilations // 2, self.compilations - self.compilations // 2
+        return (
+            Budget(seconds=seconds, compilations=first) if first else None,
+            Budget(seconds=seconds, compilations=second) if second else None,
+        )
 
     def describe(self) -> str:
         parts = []
@@ -83,18 +117,53 @@ class _Best:
     reward: float = 0.0
     actions: list = field(default_factory=list)
     count: int | None = None
+    start: str = "o0"  # where the trajectory of `actions` started
+
+
+class _StartStates:
+    """The start states of one benchmark search, shared by a context and its forks.
+
+    `root` is the harness's env (it owns the worker; contexts never close it); `oz` a
+    session holding -Oz's output, computed once and forked at every later reset.
+    """
+
+    def __init__(self, root: LlvmEnv):
+        self.root = root
+        self.oz: LlvmEnv | None = None
+        self.oz_reward = 0.0
+
+    def close(self) -> None:
+        if self.oz is not None:
+            self.oz.close()
+            self.oz = None
 
 
 class SearchContext:
-    """What a policy sees: apply actions, fork, reset; budget and best prefix are tracked for it."""
+    """What a policy sees: apply actions, fork, reset; budget and best prefix are tracked for it.
 
-    def __init__(self, env: LlvmEnv, meter: _Meter, best: _Best, prefix: list | None = None, rng=None):
+    `start` ("o0" or "oz") is where `reset()` without an argument goes; the attribute
+    `start` says where the current trajectory began (`trajectory` then holds "default<Oz>" first).
+    """
+
+    def __init__(
+        self,
+        env: LlvmEnv,
+        meter: _Meter,
+        best: _Best,
+        prefix: list | None = None,
+        rng=None,
+        start: str = "o0",
+        starts: _StartStates | None = None,
+    ):
         self.env = env
         self._meter = meter
         self._best = best
         self.trajectory: list = list(prefix or [])
         self.cumulative = 0.0
         self.rng = rng or random.Random(0)
+        self.default_start = check_start(start, STARTS)
+        self._starts = starts or _StartStates(env)
+        self.start = "o0"  # the env given is the unoptimized program (plus `prefix`)
 
     # -- budget ---------------------------------------------------------------
     @property
@@ -114,10 +183,38 @@ class SearchContext:
         return self.env.action_space
 
     # -- acting ---------------------------------------------------------------
-    def reset(self) -> None:
-        """Back to the unoptimized benchmark (free: the program is cached in the worker)."""
-        self.env.reset()
-        self.trajectory, self.cumulative = [], 0.0
+    def reset(self, start: str | None = None) -> None:
+        """Start a new trajectory from `start` (None: this context's default start).
+
+        "o0": the unoptimized benchmark (free: the program is cached in the worker).
+        "oz": -Oz's output. The first time in a benchmark search -Oz runs here, charged as one
+        compilation (BudgetExhausted if none is left) and recorded as the action "default<Oz>";
+        afterwards it is restored for free by forking the session that holds it.
+        Raises StartUnavailable when -Oz crashes on the benchmark.
+        """
+        start = self.default_start if start is None else check_start(start, STARTS)
+        if start == "o0":
+            self.env.reset()
+            self.trajectory, self.cumulative, self.start = [], 0.0, "o0"
+            return
+        states = self._starts
+        if states.oz is None:
+            if self._meter.exhausted():
+                raise BudgetExhausted
+            self.env.reset()
+            self.trajectory, self.cumulative, self.start = [], 0.0, "oz"
+            _, died = self.step(OZ_PIPELINE)
+            if died:
+                uri = self.env.benchmark.uri
+                raise StartUnavailable(f"-Oz ({OZ_PIPELINE}) crashed on {uri}: cannot start from its output")
+            states.oz, states.oz_reward = self.env.fork(), self.cumulative
+            return
+        restored = states.oz.fork()
+        restored.action_space = self.env.action_space  # the space the policy chose
+        previous, self.env = self.env, restored
+        if previous is not states.root:  # the harness's env owns the worker and replays the result
+            previous.close()
+        self.trajectory, self.cumulative, self.start = [OZ_PIPELINE], states.oz_reward, "oz"
 
     def step(self, action) -> tuple[float, bool]:
         """Apply one action; returns (IrInstructionCountOz reward, episode ended by an error)."""
@@ -134,25 +231,86 @@ class SearchContext:
         if self.cumulative > self._best.reward + 1e-12:
             self._best.reward = self.cumulative
             self._best.actions = list(self.trajectory)
+            self._best.start = self.start
         return float(reward or 0.0), False
+
+    def trace(self, actions: Sequence) -> tuple[list[float], bool]:
+        """Apply several actions in one compiler call: each is one compilation, every prefix counts.
+
+        The same as calling `step` for each action (best prefix, budget, rewards), but the
+        worker measures the instruction count after each pass in one round trip. A budget
+        with fewer compilations left than actions applies what fits, then raises
+        BudgetExhausted. Returns (rewards, episode ended by an error).
+        """
+        actions = list(actions)
+        if not actions:
+            return [], False
+        if self._meter.exhausted():
+            raise BudgetExhausted
+        b = self._meter.budget
+        room = len(actions) if b.compilations is None else b.compilations - self._meter.compilations
+        todo = actions[: max(room, 0)]
+        self._meter.compilations += len(todo)
+        counts, _, error = self.env.trace(todo)
+        if error is not None:
+            log.warning("%s: a pass of %r ended the episode: %s", self.env.benchmark.uri, todo, error)
+            self.trajectory = []
+            return [], True
+        spec = reward_spec(REWARD_SPACE)
+        rewards = []
+        for action, count in zip(todo, counts):
+            reward = self.env._reward_from_cost(spec, float(count), commit=True)
+            rewards.append(reward)
+            self.env.episode_reward = (self.env.episode_reward or 0.0) + reward
+            self.trajectory.append(action)
+            self.cumulative += reward
+            if self.cumulative > self._best.reward + 1e-12:
+                self._best.reward = self.cumulative
+                self._best.actions = list(self.trajectory)
+                self._best.start = self.start
+        if len(todo) < len(actions):
+            raise BudgetExhausted
+        return rewards, False
+
+    def keep_current(self) -> None:
+        """Report the current trajectory as the search's result, better than the best so far or not."""
+        self._best.reward, self._best.actions, self._best.start = self.cumulative, list(self.trajectory), self.start
+
+    @property
+    def best_actions(self) -> list:
+        """The best sequence found so far in this search (from the unoptimized program)."""
+        return list(self._best.actions)
+
+    @property
+    def best_start(self) -> str:
+        """Where the best sequence found so far started ("o0" or "oz")."""
+        return self._best.start
 
     def apply_pipeline(self, pipeline: str) -> tuple[float, bool]:
         """Apply any pipeline (e.g. 'default<Oz>') as one compilation."""
         return self.step(pipeline)
 
     def fork(self) -> SearchContext:
-        child = SearchContext(self.env.fork(), self._meter, self._best, self.trajectory, self.rng)
-        child.cumulative = self.cumulative
+        child = SearchContext(
+            self.env.fork(), self._meter, self._best, self.trajectory, self.rng, self.default_start, self._starts
+        )
+        child.cumulative, child.start = self.cumulative, self.start
         return child
 
     def close(self) -> None:
-        self.env.close()
+        if self.env is not self._starts.root:
+            self.env.close()
 
 
 class SearchPolicy:
-    """Base class: explore `ctx` until the budget or the method says stop."""
+    """Base class: explore `ctx` until the budget or the method says stop.
+
+    Policies start trajectories with `ctx.reset()`, which goes to the search's start.
+    """
 
     name = "policy"
+    #: A start the harness always uses for this policy, whatever it is asked (fixed pipelines: "o0").
+    fixed_start: str | None = None
 
     def search(self, ctx: SearchContext) -> None:
         raise NotImplementedError
@@ -220,20 +378,41 @@ class GreedySearch(SearchPolicy):
 
 
 class PipelinePolicy(SearchPolicy):
-    """A fixed pipeline applied once, e.g. -Oz = 'default<Oz>'."""
+    """A fixed pipeline applied once to the unoptimized program, e.g. -Oz = 'default<Oz>'."""
+
+    fixed_start = "o0"
 
     def __init__(self, name: str, pipeline: str):
         self.name = name
         self.pipeline = pipeline
 
     def search(self, ctx: SearchContext) -> None:
-        ctx.reset()
-        ctx.apply_pipeline(self.pipeline)
+        ctx.reset("o0")
+        _, died = ctx.apply_pipeline(self.pipeline)
+        if not died:  # its result even where it is larger than the unoptimized program (-Oz can be)
+            ctx.keep_current()
 
 
-def make_policy(name: str) -> SearchPolicy:
-    """A baseline policy by name: random, greedy, oz, o3."""
+#: Methods `make_policy` knows (guided search needs a checkpoint and lives in compilerdream.search).
+POLICY_NAMES = ("oz", "o3", "random", "greedy", "coreset", "optimize")
+
+
+def make_policy(
+    name: str, coreset: str | None = "default", budget: Budget | None = None, start: str | None = None
+) -> SearchPolicy:
+    """A policy by name: random, greedy, oz, o3, coreset (best prefix over `coreset`; `start`
+    o0/oz/both overrides the starts it stores), optimize (`compilerdream optimize`'s default
+    method; with `budget`, its search stops there, else at its own small default)."""
     key = name.lower()
+    if key == "coreset":
+        from .coreset import CoresetPolicy
+
+        return CoresetPolicy(coreset or "default", start=start)
+    if key == "optimize":
+        from .default_optimizer import default_policy
+
+        seconds, compilations = (budget.seconds, budget.compilations) if budget else (None, None)
+        return default_policy(coreset, seconds, compilations)[0]
     if key == "random":
         return RandomSearch()
     if key == "greedy":
@@ -242,7 +421,9 @@ def make_policy(name: str) -> SearchPolicy:
         return PipelinePolicy("-Oz", "default<Oz>")
     if key in ("o3", "-o3"):
         return PipelinePolicy("-O3", "default<O3>")
-    raise CompilerDreamError(f"unknown search method '{name}': choose random, greedy, oz, o3 (or guided with a checkpoint)")
+    raise CompilerDreamError(
+        f"unknown search method '{name}': choose {', '.join(POLICY_NAMES)} (or guided with a checkpoint)"
+    )
 
 
 @dataclass
@@ -267,6 +448,8 @@ class SearchResult:
     action_space: str = "NoLimit"
     #: `best_actions` as CompilerGym flags (pipelines kept as they are): replayable in any space.
     best_passes: list = field(default_factory=list)
+    #: Where the winning sequence started: "o0", or "oz" (then `best_actions` begin with "default<Oz>").
+    start: str = "o0"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -280,24 +463,36 @@ def search_benchmark(
     seed: int = 0,
     env_factory: Callable[[], LlvmEnv] | None = None,
     dataset: str | None = None,
+    start: str | None = "o0",
 ) -> SearchResult:
-    """Run one policy on one benchmark within `budget`; the best prefix is replayed and measured."""
+    """Run one policy on one benchmark within `budget`; the best prefix is replayed and measured.
+
+    `start`: "o0" (the unoptimized program), "oz" (-Oz's output, see `SearchContext.reset`)
+    or "both" (the policy runs from -O0 with the first half of the budget, then from -Oz with
+    the second; the best over both wins); None is "o0". Policies with a `fixed_start` ignore it.
+    """
+    start = check_start(start or "o0")
+    start = getattr(policy, "fixed_start", None) or start  # duck-typed policies may lack the attribute
     bench = resolve_benchmark(benchmark)
+    if start == "both":
+        runs = [(s, b) for s, b in zip(STARTS, budget.halves()) if b is not None]
+    else:
+        runs = [(start, budget)]
     env = env_factory() if env_factory else LlvmEnv(reward_space=REWARD_SPACE, action_space=action_space)
     env.reward_space = REWARD_SPACE
-    meter, best = _Meter(budget), _Best()
+    best, states = _Best(), _StartStates(env)
+    spent = {"walltime": 0.0, "compilations": 0}
     ds = dataset or dataset_of(bench.uri)
     try:
         env.reset(benchmark=bench)
         o0 = int(env.observation["IrInstructionCountO0"])
         oz = int(env.observation["IrInstructionCountOz"])
-        ctx = SearchContext(env, meter, best, rng=random.Random(seed))
-        meter.start = time.monotonic()  # baselines are not charged to the method
-        try:
-            policy.search(ctx)
-        except BudgetExhausted:
-            pass
-        walltime, compilations = meter.elapsed, meter.compilations
+        for i, (run_start, run_budget) in enumerate(runs):
+            if i:
+                env.reset()  # the next half starts from a clean program too
+            _run_policy(policy, env, run_budget, run_start, best, states, seed, spent, may_fail=len(runs) > 1)
+        walltime, compilations = spent["walltime"], spent["compilations"]
+        states.close()
         env.reset(benchmark=bench)  # replay the best prefix: the reported count is measured, not predicted
         if best.actions:
             _, _, died, _, info = env.multistep(best.actions)
@@ -311,9 +506,10 @@ def search_benchmark(
     except CompilerDreamError as exc:
         log.warning("search on %s failed: %s", bench.uri, exc)
         o0 = oz = final = 0
-        walltime, compilations, commandline, error = meter.elapsed, meter.compilations, "", str(exc)
+        walltime, compilations, commandline, error = spent["walltime"], spent["compilations"], "", str(exc)
         space, passes = env.action_space, []
     finally:
+        states.close()
         env.close()
     return SearchResult(
         benchmark=bench.uri,
@@ -332,7 +528,41 @@ def search_benchmark(
         error=error,
         action_space=space.name,
         best_passes=passes,
+        start=best.start if best.actions else "o0",
     )
+
+
+def _run_policy(
+    policy: SearchPolicy,
+    env: LlvmEnv,
+    budget: Budget,
+    start: str,
+    best: _Best,
+    states: _StartStates,
+    seed: int,
+    spent: dict,
+    may_fail: bool,
+) -> None:
+    """One run of `policy` from `start` within `budget` (its own meter); adds what it spent to `spent`.
+
+    With `may_fail` (one half of start="both") a StartUnavailable is logged and the run skipped.
+    """
+    meter = _Meter(budget)  # started after the baselines: they are not charged to the method
+    ctx = SearchContext(env, meter, best, rng=random.Random(seed), start=start, starts=states)
+    try:
+        if start != "o0":
+            ctx.reset()  # the policy's first view is its start
+        policy.search(ctx)
+    except BudgetExhausted:
+        pass
+    except StartUnavailable as exc:
+        if not may_fail:
+            raise
+        log.warning("%s: %s; only the search from -O0 counts", env.benchmark.uri, exc)
+    finally:
+        spent["walltime"] += meter.elapsed
+        spent["compilations"] += meter.compilations
+        ctx.close()  # a session the context forked (never the harness's env)
 
 
 #: Written one line per result while a search runs, so a killed run keeps what it finished.
@@ -348,12 +578,15 @@ def run_search(
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
     budgets: dict[str, Budget] | None = None,
+    start: str | None = "o0",
 ) -> list[SearchResult]:
     """Every policy on every benchmark; writes results.json/.csv and summary.md to `out_dir` if given.
 
     `benchmarks` items are URIs/paths/Benchmarks or (dataset_name, benchmark) pairs.
     `budgets` overrides the budget per method name (e.g. -Oz needs 1 compilation).
+    `start`: "o0", "oz" or "both", as in `search_benchmark`.
     """
+    start = check_start(start or "o0")  # refused before any work
     items: list[tuple[str | None, Benchmark]] = []
     for item in benchmarks:
         name, spec = item if isinstance(item, tuple) else (None, item)
@@ -368,7 +601,7 @@ def run_search(
     for name, bench in items:
         for policy in policies:
             b = (budgets or {}).get(policy.name, budget)
-            result = search_benchmark(policy, bench, b, action_space=action_space, seed=seed, dataset=name)
+            result = search_benchmark(policy, bench, b, action_space=action_space, seed=seed, dataset=name, start=start)
             results.append(result)
             bar.set_postfix_str(f"{policy.name} {bench.name}: {result.reduction:.3f}x", refresh=False)
             bar.update(1)

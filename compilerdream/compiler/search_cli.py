@@ -9,17 +9,32 @@ import os
 import sys
 
 from .errors import CompilerDreamError
-from .search import Budget, make_policy, run_search, summary_table
+from .search import SEARCH_STARTS, Budget, check_start, make_policy, run_search, summary_table
 from .spaces import action_space
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="compilerdream search", description=__doc__)
     p.add_argument("benchmarks", nargs="+", help="files (.c/.cc/.ll/.bc), globs, or URIs (benchmark://, generator://, file://)")
-    p.add_argument("--methods", default="oz,o3,random,greedy", help="comma-separated: oz, o3, random, greedy")
+    p.add_argument(
+        "--methods",
+        default="oz,o3,random,greedy",
+        help="comma-separated: oz, o3, random, greedy, coreset (best prefix over --coreset), "
+        "optimize (`compilerdream optimize`'s default: -Oz, the coreset, then a little search)",
+    )
+    p.add_argument(
+        "--coreset", default="default", help="for coreset/optimize: default (LLVM 19, shipped), nvp50, or a coreset JSON file"
+    )
     p.add_argument("--seconds", type=float, default=None, help="budget per benchmark in seconds")
     p.add_argument("--compilations", type=int, default=None, help="budget per benchmark in compilations")
     p.add_argument("--action-space", default="NoLimit")
+    p.add_argument(
+        "--start",
+        default=None,
+        help="where random/greedy search start: o0 (unoptimized, default), oz (-Oz's output, run once and "
+        "charged as one compilation) or both (half the budget each; the better wins); for coreset: every "
+        "sequence from o0, from oz, or from both (default: where the coreset says)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write results.json/.csv and summary.md here")
     return p
@@ -42,12 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        if args.seconds is None and args.compilations is None:
+        given = args.seconds is not None or args.compilations is not None
+        if not given:
             args.compilations = 1000
         budget = Budget(seconds=args.seconds, compilations=args.compilations)
-        policies = [make_policy(m.strip()) for m in args.methods.split(",") if m.strip()]
+        start = check_start(args.start, SEARCH_STARTS, "--start") if args.start is not None else None
         action_space(args.action_space)  # refused here, before any work starts
+        policies = [
+            make_policy(m.strip(), coreset=args.coreset, budget=budget if given else None, start=start)
+            for m in args.methods.split(",")
+            if m.strip()
+        ]
         one = Budget(compilations=1)
+        budgets = {"-Oz": one, "-O3": one}
+        if not given:  # optimize's own default budget, as `compilerdream optimize` runs it
+            from .default_optimizer import default_policy
+
+            budgets["optimize"] = default_policy(None)[1]
         results = run_search(
             policies,
             expand(args.benchmarks),
@@ -55,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             action_space=args.action_space,
             seed=args.seed,
             out_dir=args.out,
-            budgets={"-Oz": one, "-O3": one},
+            budgets=budgets,
+            start=start or "o0",
         )
     except (CompilerDreamError, ValueError) as exc:
         print(f"compilerdream search: {exc}", file=sys.stderr)

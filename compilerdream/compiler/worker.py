@@ -106,6 +106,15 @@ class SessionServer:
         changed = [bool(module.apply(p)) for p in pipelines]
         return changed, self._observe(module, observations)
 
+    def cmd_trace(self, sid: int, pipelines: list[str]) -> tuple[list[int], list[bool]]:
+        """Apply pipelines one by one; the IR instruction count after each, and whether each changed the module."""
+        module = self._session(sid)
+        counts, changed = [], []
+        for p in pipelines:
+            changed.append(bool(module.apply(p)))
+            counts.append(int(module.instruction_count()))
+        return counts, changed
+
     def cmd_observe(self, sid: int, observations: tuple[str, ...]) -> dict:
         return self._observe(self._session(sid), observations)
 
