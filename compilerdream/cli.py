@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "optimize": ("compilerdream.optimize", "optimize a C/C++/LLVM IR file; writes bitcode and prints the opt pipeline"),
     "evaluate": ("compilerdream.evaluate", "evaluate a checkpoint and the baselines; writes a report directory"),
     "train": ("compilerdream.driver", "train the agent (same flags as examples/train_dreamerv2.py)"),
+    "coreset": ("compilerdream.compiler.coreset_build", "build a coreset of pass sequences on LLVM 19 (build), or print one (show)"),
     "datasets": ("compilerdream.compiler.datasets.cli", "list, build, install and import program datasets"),
 }
 

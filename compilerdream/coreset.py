@@ -48,7 +48,7 @@ from compilerdream.search import (
     split_benchmarks,
     write_json_atomic,
 )
-from compilerdream.task import OZ_PIPELINE, TaskSettings, load_coreset_sequences, step_reward
+from compilerdream.task import OZ_PIPELINE, TaskSettings, coreset_action_sequences, step_reward
 
 if TYPE_CHECKING:
     from compilerdream.agent import Agent
@@ -196,13 +196,19 @@ def predict_sequences(
     return out
 
 
+def env_actions(actions: Sequence[int | str]) -> list[int | str]:
+    """Task action indices as env actions: the -Oz action (index 124, after the NoLimit flags) is `default<Oz>`."""
+    n = action_space(ACTION_SPACE).n
+    return [a if isinstance(a, str) else (OZ_PIPELINE if int(a) >= n else int(a)) for a in actions]
+
+
 def run_sequence(env: LlvmEnv, actions: Sequence[int], names: Sequence[str]) -> tuple[list[dict[str, Any]], str | None]:
     """Reset and apply `actions` one at a time; the observations after 0..n steps, and the error that stopped it."""
     env.reset()
     values, *_ = env.multistep([], observation_spaces=list(names), reward_spaces=[])
     seen = [dict(zip(names, values))]
-    for action in actions:
-        values, _, died, _, info = env.step(int(action), observation_spaces=list(names), reward_spaces=[])
+    for action in env_actions(actions):
+        values, _, died, _, info = env.step(action, observation_spaces=list(names), reward_spaces=[])
         if died:
             return seen, f"{info.get('error_type', 'Error')}: {info.get('error_details', '')}"
         seen.append(dict(zip(names, values)))
@@ -295,7 +301,7 @@ def rank_candidates(candidates: Sequence[Candidate]) -> list[Candidate]:
 def compile_prefix(env: LlvmEnv, actions: Sequence[int | str]) -> int | None:
     """One real compilation: reset, apply `actions`, the IR instruction count (None if a pass crashed)."""
     env.reset()
-    values, _, died, _, _ = env.multistep(list(actions), observation_spaces=["IrInstructionCount"], reward_spaces=[])
+    values, _, died, _, _ = env.multistep(env_actions(actions), observation_spaces=["IrInstructionCount"], reward_spaces=[])
     return None if died else int(values[0])
 
 
@@ -423,7 +429,8 @@ def method_rows(reports: Sequence[BenchmarkReport], top_k: int) -> list[SearchRe
     rows = []
     for r in reports:
         for method, pick in (("model", r.model), ("oracle", r.oracle), ("fixed", r.fixed), ("-Oz", r.oz)):
-            commandline = "opt -passes='default<Oz>'" if method == "-Oz" else space.to_string(pick.actions)
+            actions = env_actions(pick.actions)
+            commandline = "opt -passes='default<Oz>'" if method == "-Oz" else space.to_string(actions)
             rows.append(
                 SearchResult(
                     benchmark=r.uri,
@@ -432,7 +439,7 @@ def method_rows(reports: Sequence[BenchmarkReport], top_k: int) -> list[SearchRe
                     best_actions=list(pick.actions),
                     commandline=commandline,
                     action_space=space.name,
-                    best_passes=space.passes(pick.actions),
+                    best_passes=space.passes(actions),
                     O0=r.O0,
                     Oz=r.Oz,
                     final=pick.final,
@@ -597,13 +604,14 @@ def write_outputs(reports: Sequence[BenchmarkReport], out_dir: Path, fixed: int,
 
 
 def check_coreset_agent(agent: Agent, settings: TaskSettings) -> None:
-    """Coreset sequences index the 124-action NoLimit space; the agent must use exactly it."""
+    """Coreset sequences index the 124-action NoLimit space (+ the -Oz-continue action); the agent must use exactly it."""
     n = action_space(ACTION_SPACE).n
-    if settings.act_space != ACTION_SPACE or agent.num_actions != n:
+    expected = n + int(settings.oz_continue)
+    if settings.act_space != ACTION_SPACE or settings.null_act or settings.oz_act or agent.num_actions != expected:
         raise ValueError(
             f"the coreset test needs an agent trained with compilergym.act_space {ACTION_SPACE} ({n} actions, "
-            f"no null/Oz action); this one has act_space {settings.act_space} and {agent.num_actions} actions "
-            f"(train with --configs compilergym compilergym_dv3 coreset_train)"
+            f"no null action, optionally the -Oz-continue action); this one has act_space {settings.act_space} and "
+            f"{agent.num_actions} actions (train with --configs compilergym compilergym_dv3 coreset_train)"
         )
 
 
@@ -618,12 +626,15 @@ def run_coreset(
     record_autophase: bool = False,
     sequences: Sequence[Sequence[int]] | None = None,
     progress: bool = True,
+    coreset: str = "default",
 ) -> dict[str, Any]:
     """REFERENCE §4.3 over `benchmarks`; writes coreset/test_detail.jsonl, results.json/.csv, summary.md."""
     import torch
 
     check_coreset_agent(agent, settings)
-    sequences = [list(s) for s in (sequences if sequences is not None else load_coreset_sequences())]
+    if sequences is None:
+        sequences = coreset_action_sequences(coreset, settings)
+    sequences = [list(s) for s in sequences]
     out_dir.mkdir(parents=True, exist_ok=True)
     detail = out_dir / "test_detail.jsonl"
     detail.write_text("")
@@ -675,12 +686,13 @@ def main_coreset(argv: Sequence[str] | None = None) -> int:
         agent, config = load_agent(_load_dir(cli), str(cli["device"]), config)
         settings = TaskSettings.from_config(config)
         check_coreset_agent(agent, settings)
+        sequences = coreset_action_sequences(str(cli["coreset"]), settings)
     except (FileNotFoundError, ValueError) as exc:
         raise SystemExit(f"compilerdream: {exc}") from None
     print(
         f"coreset test: {len(benchmarks)} benchmarks of {cli['test_dataset']}, top {TOP_K} of the predicted prefixes compiled"
     )
-    run_coreset(agent, benchmarks, settings, out_dir, TOP_K, state_mean=bool(cli["eval_state_mean"]))
+    run_coreset(agent, benchmarks, settings, out_dir, TOP_K, state_mean=bool(cli["eval_state_mean"]), sequences=sequences)
     print((out_dir / "summary.md").read_text())
     print(f"results: {out_dir}")
     return 0

@@ -1,8 +1,10 @@
 """`compilerdream optimize`: one program, the best pass sequence found within a budget, never worse than -Oz (REFERENCE §3, §6.8).
 
-With a checkpoint the agent's guided search runs (REFERENCE §3); without one, search
-alone: greedy search started from -Oz's output, greedy from -O0, then random search
-(REFERENCE §6.8) share the budget. The result is replayed and measured, compared
+With a checkpoint the agent's guided search runs (REFERENCE §3). Without one, the default
+method (`default_policy`): -Oz, then every sequence of the shipped LLVM-19 coreset from
+-O0 or from -Oz (best prefix kept), then greedy search from the best result so far and
+random search from -Oz while a small budget lasts (about a second per program in all).
+`--search-seconds`/`--search-compilations` buy more search. The result is replayed and measured, compared
 with -Oz (instruction count), optionally validated by running the program, and
 written as bitcode with the `opt` command line that reproduces it.
 """
@@ -23,22 +25,14 @@ from .compiler.env import LlvmEnv
 from .compiler.errors import CompilerDreamError
 from .compiler.fileio import atomic_write
 from .compiler.metrics import reduction
-from .compiler.search import (
-    REWARD_SPACE,
-    Budget,
-    BudgetExhausted,
-    GreedySearch,
-    RandomSearch,
-    SearchContext,
-    SearchPolicy,
-    search_benchmark,
-)
-from .compiler.spaces import canonical_pipeline
+from .compiler.coreset import CoresetError, load_coreset
+from .compiler.default_optimizer import DEFAULT_SEARCH_SECONDS, SearchAlone, default_policy  # noqa: F401
+from .compiler.search import REWARD_SPACE, Budget, SearchPolicy, search_benchmark
 from .compiler.toolchain import find_tool
 from .compiler.validation import SemanticsResult, miscompile_report, validate_semantics, write_miscompiles
 
 OZ_PIPELINE = "default<Oz>"
-DEFAULT_SECONDS = 60.0  # the reference's guided-search wall time per benchmark (§3)
+DEFAULT_SECONDS = 60.0  # guided search's wall time per benchmark when no budget is given (the reference's, §3)
 PROG = "compilerdream optimize"
 
 
@@ -48,92 +42,6 @@ class UsageError(Exception):
 
 class InputError(Exception):
     """The input program cannot be read, compiled or parsed (exit code 2)."""
-
-
-# ----------------------------------------------------------------- search alone
-class _PhaseContext:
-    """A SearchContext seen through a phase: its own budget threshold and an optional starting pipeline."""
-
-    def __init__(self, ctx: SearchContext, over: Callable[[], bool], start: str | None):
-        self._ctx, self._over, self._start = ctx, over, start
-
-    def __getattr__(self, name: str):
-        return getattr(self._ctx, name)
-
-    @property
-    def exhausted(self) -> bool:
-        return self._ctx.exhausted or self._over()
-
-    def step(self, action) -> tuple[float, bool]:
-        if self._over():
-            raise BudgetExhausted
-        return self._ctx.step(action)
-
-    def reset(self) -> None:
-        self._ctx.reset()
-        if self._start:
-            self.step(self._start)
-
-    def fork(self) -> _PhaseContext:
-        return _PhaseContext(self._ctx.fork(), self._over, None)
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One method run until `until` (a fraction of the budget, cumulative) is spent."""
-
-    label: str
-    policy: SearchPolicy
-    start: str | None
-    until: float
-
-
-def default_phases() -> list[Phase]:
-    """Greedy from -Oz's output first (cheap, and only ever improves on -Oz), then greedy from
-    -O0 (finds what -Oz's inlining/unrolling hides), then random episodes from -Oz's output.
-    The shares were picked on the sample programs and csmith programs at 2,000 compilations."""
-    return [
-        Phase("greedy from -Oz", GreedySearch(), OZ_PIPELINE, 0.3),
-        Phase("greedy from -O0", GreedySearch(), None, 0.8),
-        Phase("random search from -Oz", RandomSearch(), OZ_PIPELINE, 1.0),
-    ]
-
-
-class SearchAlone(SearchPolicy):
-    """Baseline searches sharing one budget (see `default_phases`).
-
-    Each phase runs until it converges or its cumulative share of the budget is spent;
-    what a phase leaves unused goes to the next. The best prefix over all phases wins.
-    """
-
-    name = "search"
-
-    def __init__(self, budget: Budget, phases: Sequence[Phase] | None = None):
-        self.budget = budget
-        self.phases = list(phases) if phases is not None else default_phases()
-
-    def describe(self) -> str:
-        return ", then ".join(p.label for p in self.phases)
-
-    def _over(self, ctx: SearchContext, fraction: float) -> Callable[[], bool]:
-        b = self.budget
-
-        def over() -> bool:
-            if b.compilations is not None and ctx.compilations >= fraction * b.compilations:
-                return True
-            return b.seconds is not None and ctx.elapsed >= fraction * b.seconds
-
-        return over
-
-    def search(self, ctx: SearchContext) -> None:
-        for phase in self.phases:
-            if ctx.exhausted:
-                return
-            phased = _PhaseContext(ctx, self._over(ctx, phase.until), phase.start)
-            try:
-                phase.policy.search(phased)  # type: ignore[arg-type]
-            except BudgetExhausted:
-                continue
 
 
 # ----------------------------------------------------------------- guided search
@@ -178,24 +86,6 @@ def _passes_of(commandline: str) -> str:
     return "no-op-module"
 
 
-def _readable(commandline: str, actions: list) -> str:
-    """The env's command line with a leading -Oz written `default<Oz>` instead of its expansion.
-
-    The engine ran `default<Oz>` itself; its canonical expansion is one complete
-    module pipeline, so swapping the two changes nothing but the length.
-    """
-    if not actions or actions[0] != OZ_PIPELINE:
-        return commandline
-    expanded = canonical_pipeline(OZ_PIPELINE)
-    tokens = shlex.split(commandline)
-    for i, token in enumerate(tokens):
-        if token.startswith("-passes="):
-            passes = token[len("-passes=") :]
-            if passes == expanded or passes.startswith(expanded + ","):
-                tokens[i] = "-passes=" + OZ_PIPELINE + passes[len(expanded) :]
-    return shlex.join(tokens)
-
-
 def measure(env: LlvmEnv, benchmark: Benchmark, actions: list, method: str) -> Candidate:
     """Replay `actions` on a fresh copy of the benchmark and measure the module."""
     env.reset(benchmark=benchmark)
@@ -203,7 +93,7 @@ def measure(env: LlvmEnv, benchmark: Benchmark, actions: list, method: str) -> C
         _, _, died, _, info = env.multistep(actions)
         if died:
             raise CompilerDreamError(f"replaying the {method} sequence failed: {info.get('error_details')}")
-    commandline = _readable(env.commandline(), actions)
+    commandline = env.commandline()
     return Candidate(
         method=method,
         actions=[a if isinstance(a, str) else int(a) for a in actions],
@@ -247,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--search-seconds",
         type=_positive_float,
         default=None,
-        help=f"wall-clock budget (default {DEFAULT_SECONDS:g} s)",
+        help=f"wall-clock budget per program, coreset included (default: the coreset, then search until "
+        f"{DEFAULT_SEARCH_SECONDS:g} s; with --checkpoint {DEFAULT_SECONDS:g} s)",
     )
     p.add_argument(
         "--search-compilations", type=_positive_int, default=None, help="budget in compilations (applied passes)"
@@ -260,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--validate-timeout", type=_positive_float, default=10.0, help="seconds per program run (default 10)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument(
+        "--coreset",
+        default="default",
+        help="pass-sequence coreset tried before search: default (LLVM 19, shipped), nvp50 (Coreset-NVP's 50), "
+        "a coreset JSON file, or none",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-space", default="NoLimit")
     p.add_argument("--device", default="auto", help="for guided search: cpu, cuda or auto")
@@ -268,8 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
-    if args.search_seconds is None and args.search_compilations is None:
+    if args.checkpoint and args.search_seconds is None and args.search_compilations is None:
         args.search_seconds = DEFAULT_SECONDS
+    if str(args.coreset).lower() == "none":
+        args.coreset = None
+    else:
+        try:
+            args.coreset = load_coreset(args.coreset)
+        except CoresetError as exc:
+            raise UsageError(f"--coreset: {exc}") from None
     return args
 
 
@@ -283,6 +187,7 @@ _VALUE_OPTIONS = {
     "--seed",
     "--action-space",
     "--device",
+    "--coreset",
 }
 
 
@@ -343,8 +248,8 @@ def reproduce_commands(benchmark: Benchmark, input_path: str, commandline: str, 
     return lines
 
 
-def _search(args, benchmark: Benchmark, budget: Budget) -> tuple[list, str, str]:
-    """Run guided search or search alone; returns (best passes, method name, note for the user).
+def _search(args, benchmark: Benchmark) -> tuple[list, str, str]:
+    """Run guided search or the default method; returns (best passes, method name, note for the user).
 
     Passes (flags), not action indices: guided search acts in the agent's action space,
     which need not be the `--action-space` the rest of optimize uses.
@@ -352,10 +257,14 @@ def _search(args, benchmark: Benchmark, budget: Budget) -> tuple[list, str, str]
     guided, why_not = load_guided(args.checkpoint, args.device)
     if guided is not None:
         policy: SearchPolicy = guided
+        budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
         note = f"guided search with the agent in {args.checkpoint} within {budget.describe()}"
     else:
-        policy = SearchAlone(budget)
-        note = f"{why_not}, so search alone ({policy.describe()}) within {budget.describe()}"
+        policy, budget = default_policy(args.coreset, args.search_seconds, args.search_compilations)
+        within = budget.describe() if (args.search_seconds or args.search_compilations) else (
+            f"{DEFAULT_SEARCH_SECONDS:g} s (the coreset always finishes)" if args.coreset else f"{DEFAULT_SEARCH_SECONDS:g} s"
+        )
+        note = f"{why_not}, so the default method: {policy.describe()} within {within}"  # type: ignore[attr-defined]
     result = search_benchmark(policy, benchmark, budget, action_space=args.action_space, seed=args.seed)
     if result.error:
         raise CompilerDreamError(f"search failed: {result.error}")
@@ -404,11 +313,10 @@ def _validated(
 
 def optimize(args: argparse.Namespace, benchmark: Benchmark, env: LlvmEnv, say: Callable[[str], None]) -> dict:
     """Search, pick the result (never worse than -Oz), validate, write. Returns the JSON summary."""
-    budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
     env.reset(benchmark=benchmark)
     o0, oz = int(env.observation["IrInstructionCountO0"]), int(env.observation["IrInstructionCountOz"])
     text_oz = int(env.observation["ObjectTextSizeOz"])
-    actions, method, note = _search(args, benchmark, budget)
+    actions, method, note = _search(args, benchmark)
     say(f"search: {note}")
     notes, reports = [note], []
     oz_cand = measure(env, benchmark, [OZ_PIPELINE], "-Oz")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,8 @@ def make_checkpoint(directory: Path, seed: int = 0, **overrides) -> Path:
 
 
 def train_checkpoint(
-    logdir: Path, data_root: Path, dataset: str = "progs", steps: int = 120, act_space: str = "NoLimit"
+    logdir: Path, data_root: Path, dataset: str = "progs", steps: int = 120, act_space: str = "NoLimit",
+    extra: Sequence[str] = (),
 ) -> Path:
     """A `debug` agent trained by the real driver for `steps` env steps on a file dataset (about 2 s).
 
@@ -43,7 +44,7 @@ def train_checkpoint(
 
     args = ["--logdir", str(logdir), "--configs", "compilergym", "compilergym_dv3", "debug",
             "--task", f"compilergym_file_dataset_{dataset}", "--data_root", str(data_root), "--steps", str(steps),
-            "--compilergym.act_space", act_space, "--enable_test", "False", "--seed", "0"]  # fmt: skip
+            "--compilergym.act_space", act_space, "--enable_test", "False", "--seed", "0", *extra]  # fmt: skip
     assert main(args) == 0
     assert (logdir / "variables.pt").is_file() and (logdir / "config.yaml").is_file()
     return logdir

@@ -80,6 +80,9 @@ REFERENCE_BLOCKS = {
     "test": {"test_only": True, "test_interval": 1, "enable_test": True},
     "coreset_train": {
         "compilergym.act_space": "NoLimit",
+        # Not in the reference: the shipped LLVM-19 coreset has sequences that start from -Oz, which
+        # the agent imagines as the -Oz-continue action (--coreset nvp50 needs no such action).
+        "compilergym.oz_continue": True,
         "coreset_mode": True,
         "reduction_style": "coreset",
         "coreset_enumerate_test": True,
@@ -91,6 +94,7 @@ REFERENCE_BLOCKS = {
     },
     "coreset_test": {
         "compilergym.act_space": "NoLimit",
+        "compilergym.oz_continue": True,  # as in coreset_train
         "coreset_mode": True,
         "reduction_style": "coreset",
         "coreset_enumerate_test": True,

@@ -35,7 +35,7 @@ from compilerdream.coreset import (
     spearman,
 )
 from compilerdream.search import BenchmarkRef, load_agent
-from compilerdream.task import TaskSettings, load_coreset_sequences
+from compilerdream.task import TaskSettings, coreset_action_sequences, load_coreset_sequences
 
 REPO = Path(__file__).resolve().parent.parent
 PROGRAMS = REPO / "examples" / "programs"
@@ -70,7 +70,7 @@ def coreset_run(checkpoint, programs, tmp_path_factory) -> tuple[Path, dict]:
     agent, config = load_agent(checkpoint, "cpu")
     out = tmp_path_factory.mktemp("coreset")
     refs = [BenchmarkRef(b.uri, lambda b=b: b) for b in programs.values()]
-    data = run_coreset(agent, refs, TaskSettings.from_config(config), out, progress=False)
+    data = run_coreset(agent, refs, TaskSettings.from_config(config), out, progress=False, sequences=load_coreset_sequences())
     return out, data
 
 
@@ -185,6 +185,36 @@ def test_coreset_results_are_consistent(coreset_run):
     assert 0 <= data["best_fixed_sequence"] < 50
 
 
+def test_default_coreset_runs_with_an_oz_continue_agent(tmp_path, programs):
+    """The shipped coreset's sequences from -Oz begin with the -Oz-continue action (index 124), run as default<Oz>."""
+    from compilerdream.compiler.coreset import load_coreset
+
+    ckpt = make_checkpoint(tmp_path / "oz", **{"compilergym.act_space": "NoLimit", "compilergym.oz_continue": True})
+    agent, config = load_agent(ckpt, "cpu")
+    settings = TaskSettings.from_config(config)
+    check_coreset_agent(agent, settings)
+    shipped = load_coreset("default")
+    sequences = coreset_action_sequences("default", settings)
+    assert len(sequences) == len(shipped)
+    for seq, indices in zip(shipped.sequences, sequences):
+        assert (indices[0] == 124) == (seq.start == "oz") and len(indices) == len(seq.passes) + (seq.start == "oz")
+    refs = [BenchmarkRef(programs["qsort"].uri, lambda: programs["qsort"])]
+    data = run_coreset(agent, refs, settings, tmp_path / "out", progress=False)
+    detail = [json.loads(line) for line in (tmp_path / "out" / "test_detail.jsonl").read_text().splitlines()]
+    assert len(detail) == len(shipped)
+    bench = data["benchmarks"][0]
+    for line, seq in zip(detail, shipped.sequences):
+        if seq.start == "oz" and line.get("counts"):
+            assert line["counts"][1] == bench["Oz"]  # after the first action: -Oz's output
+    assert bench["oracle"]["reduction"] >= 1.0 - 1e-12  # a sequence from -Oz includes -Oz itself
+    # nvp50 stays selectable and needs no -Oz action; the default coreset without oz_continue is one clear error
+    assert coreset_action_sequences("nvp50", settings) == load_coreset_sequences()
+    plain = TaskSettings.from_config({**config, "compilergym.oz_continue": False})
+    if any(s.start == "oz" for s in shipped.sequences):
+        with pytest.raises(ValueError, match="oz_continue True"):
+            coreset_action_sequences("default", plain)
+
+
 def test_coreset_needs_a_nolimit_agent(tmp_path, data_root):
     autophase = make_checkpoint(tmp_path / "autophase", **{"compilergym.act_space": "Autophase"})
     agent, config = load_agent(autophase, "cpu")
@@ -202,11 +232,12 @@ def test_coreset_needs_a_nolimit_agent(tmp_path, data_root):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data_root) -> Path:
-    return train_checkpoint(tmp_path_factory.mktemp("trained"), data_root)
+    return train_checkpoint(tmp_path_factory.mktemp("trained"), data_root, extra=["--compilergym.oz_continue", "True"])
 
 
 def test_example_script_runs(trained, data_root, tmp_path):
-    """examples/test_on_coreset.py on a debug checkpoint trained by the driver a moment before."""
+    """examples/test_on_coreset.py on a debug checkpoint trained by the driver a moment before (with the
+    -Oz-continue action, so the shipped coreset's sequences from -Oz can be imagined)."""
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     logdir = tmp_path / "run"

@@ -88,10 +88,10 @@ def test_text_output_names_counts_pipeline_and_mode(tmp_path, monkeypatch, capsy
     monkeypatch.chdir(tmp_path)
     assert optimize.main([str(QSORT), "--search-compilations", "50", "-o", "out/q.bc"]) == 0
     out = capsys.readouterr().out
-    assert "no checkpoint given, so search alone" in out
+    assert "no checkpoint given, so the default method: the " in out and " coreset (" in out
     assert "instruction count: -O0 " in out and ", -Oz " in out and ", result " in out
-    assert "pipeline: opt '-passes=" in out and ".text size: result " in out
-    assert "opt-19 '-passes=" in out or "opt '-passes=" in out
+    assert ("pipeline: opt '-passes=" in out or "pipeline: opt -passes='" in out) and ".text size: result " in out
+    assert any(f"{opt} {q}" in out for opt in ("opt-19", "opt") for q in ("'-passes=", "-passes='"))
     assert (tmp_path / "out" / "q.bc").exists()
 
 
@@ -120,8 +120,11 @@ def test_miscompile_falls_back_to_validated_oz(tmp_path, monkeypatch, capsys):
     fake = PipelinePolicy("fake", "default<Oz>,function(gvn<>)")
     monkeypatch.setattr(
         optimize,
-        "SearchAlone",
-        lambda budget: types.SimpleNamespace(name="fake", describe=lambda: "fake", search=fake.search),
+        "default_policy",
+        lambda coreset, seconds, compilations: (
+            types.SimpleNamespace(name="fake", describe=lambda: "fake", search=fake.search, fixed_start=None),
+            Budget(compilations=compilations),
+        ),
     )
     code, summary, _ = run_json([str(QSORT), "--search-compilations", "5", "--validate"], capsys)
     assert code == 0 and summary["method"] == "-Oz" and summary["validation"]["status"] == "ok"
@@ -182,7 +185,7 @@ def test_guided_unavailable_falls_back_to_search_alone(tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "compilerdream.search", None)  # import fails
     code, summary, _ = run_json([str(QSORT), "--checkpoint", str(tmp_path), "--search-compilations", "20"], capsys)
-    assert code == 0 and "guided search is unavailable" in summary["notes"][0] and "search alone" in summary["notes"][0]
+    assert code == 0 and "guided search is unavailable" in summary["notes"][0] and "default method" in summary["notes"][0]
 
 
 @pytest.mark.usefixtures("single_thread")
@@ -214,7 +217,7 @@ def test_guided_result_is_replayed_in_the_agents_action_space(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "agent")  # the reference default act_space: Autophase
     args = optimize.parse_args([str(QSORT), "--checkpoint", str(checkpoint), "--device", "cpu", "--search-compilations", "6"])
     benchmark, budget = optimize.load_input(str(QSORT)), Budget(compilations=6)
-    passes, method, _ = optimize._search(args, benchmark, budget)
+    passes, method, _ = optimize._search(args, benchmark)
     found = search_benchmark(load_guided_policy(str(checkpoint), "cpu"), benchmark, budget, seed=args.seed)
     assert method == "guided" and found.action_space == "Autophase" and passes == found.best_passes
     with LlvmEnv(action_space=args.action_space) as env:
@@ -247,3 +250,45 @@ def test_guided_search_with_a_real_untrained_checkpoint(tmp_path, monkeypatch, c
     code, summary, _ = run_json(argv, capsys)
     assert code == 0 and summary["notes"][0].startswith("guided search with the agent")
     assert summary["result"] <= summary["Oz"] and summary["validation"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("name", ["csmith_258", "csmith_94", "csmith_333"])
+def test_default_is_never_worse_than_oz_on_csmith_programs(name, program_bitcode, tmp_path, monkeypatch, capsys):
+    """No checkpoint, no budget flag: -Oz, the shipped coreset, then a little search; never more than -Oz."""
+    monkeypatch.chdir(tmp_path)
+    code, summary, _ = run_json([str(program_bitcode[name]), "-o", "out.bc"], capsys)
+    assert code == 0
+    assert summary["result"] <= summary["Oz"]
+    assert "no checkpoint given, so the default method: the " in summary["notes"][0]
+    assert summary["method"] in ("optimize", "-Oz")
+    with LlvmEnv() as env:  # the reported pipeline's passes rebuild the written module's count
+        env.reset(benchmark=str(program_bitcode[name]))
+        if summary["actions"]:
+            env.multistep(summary["actions"])
+        assert int(env.observation["IrInstructionCount"]) == summary["result"]
+
+
+def test_default_policy_runs_the_whole_coreset_then_searches():
+    from compilerdream.compiler.coreset import load_coreset
+
+    policy, budget = optimize.default_policy()
+    shipped = load_coreset("default")
+    assert policy.name == "optimize" and budget.compilations is None
+    found = search_benchmark(policy, str(QSORT), budget)
+    oz_runs = int(any(s.start == "oz" for s in shipped.sequences))
+    assert found.error is None and found.final <= found.Oz
+    assert found.compilations >= shipped.total_passes + oz_runs  # the coreset always finishes
+    # a compilation budget caps everything, the coreset included
+    capped, budget = optimize.default_policy(search_compilations=3)
+    assert search_benchmark(capped, str(QSORT), budget).compilations <= 3
+
+
+def test_coreset_option_takes_names_files_and_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, summary, _ = run_json([str(QSORT), "--coreset", "nvp50", "--search-compilations", "80"], capsys)
+    assert code == 0 and "the nvp50 coreset (50 sequences)" in summary["notes"][0]
+    code, summary, _ = run_json([str(QSORT), "--coreset", "none", "--search-compilations", "20"], capsys)
+    assert code == 0 and "coreset" not in summary["notes"][0]
+    assert optimize.main([str(QSORT), "--coreset", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "missing.json" in err and len(err.splitlines()) == 1
