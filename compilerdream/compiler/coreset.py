@@ -128,7 +128,6 @@ def coreset_from_json(data: Any, source: str) -> Coreset:
 def nvp50() -> Coreset:
     """Coreset-NVP's 50 sequences (REFERENCE §2.7), as CompilerGym flags, from -O0 as published."""
     from .spaces import pass_flags
-    from .. import compiler as _pkg  # noqa: F401  (package data lives beside this module)
 
     flags = pass_flags()
     seqs = []

@@ -23,7 +23,6 @@ import argparse
 import concurrent.futures as cf
 import json
 import logging
-import math
 import multiprocessing
 import os
 import random
@@ -32,12 +31,12 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .coreset import OZ_PIPELINE, Coreset, CoresetError, CoresetSequence, nvp50, unique
-from .errors import CompilerDreamError
+from .errors import CompilerDreamError, UnknownNameError
 from .fileio import atomic_write
 from .progress import line_buffered_stdout, progress_bar
 
@@ -90,18 +89,13 @@ class BuildSettings:
 # ----------------------------------------------------------------------------- programs
 def split_uris(dataset: str, mode: str, data_root: str | None = None) -> list[str]:
     """A split's URIs; a missing dataset or an empty split is one BuildError line."""
-    from .datasets import dataset_for_task, split
-    from .datasets.registry import Datasets  # noqa: F401
+    from .datasets import Datasets, dataset_for_task, split
 
-    if data_root:
-        os.environ["COMPILERDREAM_DATA"] = str(data_root)
     try:
         try:
-            ds = dataset_for_task(dataset)
-        except CompilerDreamError:
-            from .datasets import Datasets as _Datasets
-
-            ds = _Datasets()[dataset]
+            ds = dataset_for_task(dataset, data_root)
+        except UnknownNameError:  # a dataset name (cbench-v1) rather than a task name (cbench)
+            ds = Datasets(data_root)[dataset]
         uris = [str(u) for u in split(ds, mode)]
     except (CompilerDreamError, LookupError) as exc:
         raise BuildError(f"dataset '{dataset}': {' | '.join(str(exc).splitlines())}") from None
@@ -191,8 +185,8 @@ def minimize(base, passes: Sequence[str], start_count: int) -> tuple[list[str], 
 
 def candidates_unit(uri: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Search one training program from -O0 and from -Oz; the minimized best sequence of each."""
-    from .search import Budget, RandomSearch, search_benchmark
     from .env import LlvmEnv
+    from .search import Budget, RandomSearch, search_benchmark
 
     out: dict[str, Any] = {"uri": uri}
     try:
@@ -369,6 +363,8 @@ def build(settings: BuildSettings, out: str | os.PathLike, jobs: int = 2, progre
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BuildError(f"--out {out}: is a file, not a folder")
+    train = split_uris(settings.dataset, "train", settings.data_root)  # bad datasets stop here, before any write
+    val = split_uris(settings.dataset, "val", settings.data_root)
     work = out / WORK
     work.mkdir(parents=True, exist_ok=True)
     fp_path = work / "settings.json"
@@ -381,8 +377,6 @@ def build(settings: BuildSettings, out: str | os.PathLike, jobs: int = 2, progre
     else:
         atomic_write(fp_path, json.dumps(fp, indent=1))
     t0 = time.monotonic()
-    train = split_uris(settings.dataset, "train", settings.data_root)
-    val = split_uris(settings.dataset, "val", settings.data_root)
     programs = sample(train, settings.programs, settings.seed, "train")
     val_programs = sample(val, settings.val_programs, settings.seed, "val")
     s = fp

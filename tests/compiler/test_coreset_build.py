@@ -154,7 +154,8 @@ def test_missing_and_empty_datasets_are_one_line(tiny_root, tmp_path, capsys):
     argv[argv.index("file_dataset_tiny")] = "file_dataset_nothere"
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert "nothere" in err and len(err.splitlines()) == 1
+    assert "nothere" in err and "not installed" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # refused before anything was written
     empty = tiny_root / "empty"
     empty.mkdir()
     for name in ("metadata.json", "metadata_train.json", "metadata_valid.json", "metadata_test.json"):
