@@ -71,6 +71,7 @@ from compilerdream.compiler.search import (  # noqa: E402
     make_policy,
     search_benchmark,
 )
+from compilerdream.optimize import positive  # noqa: E402
 
 PROG = "quality.py"
 log = logging.getLogger("quality")
@@ -913,14 +914,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(text)
-    return value
-
-
-_positive_int.__name__ = "positive integer"
+_positive_int = positive(int)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ from .compiler.search import (
     summary_table,
 )
 from .compiler.validation import miscompile_report, validate_semantics, write_miscompiles
-from .optimize import UsageError, load_guided
+from .optimize import UsageError, load_guided, positive
 from .report import write_report
 
 PROG = "compilerdream evaluate"
@@ -59,38 +59,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive(kind):
-    def parse(text: str):
-        value = kind(text)
-        if not value > 0:
-            raise ValueError(text)
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Evaluate guided search and baselines; write a report directory.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--benchmarks", nargs="+", metavar="PATH_OR_URI", help="files, folders, globs or benchmark URIs")
     src.add_argument("--dataset", help="a dataset or task name (e.g. cbench-v1)")
     p.add_argument("--split", default="test", help="split of --dataset: train, val or test (default test)")
-    p.add_argument("--limit", type=_positive(int), default=None, help="at most this many benchmarks")
+    p.add_argument("--limit", type=positive(int), default=None, help="at most this many benchmarks")
     p.add_argument("--checkpoint", default=None, help="trained agent directory (enables the 'guided' method)")
     p.add_argument(
         "--methods", default=None, help=f"comma-separated from {','.join(ALL_METHODS)} (default: all available)"
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
-        "--search-seconds", type=_positive(float), default=None, help=f"per benchmark (default {DEFAULT_SECONDS:g})"
+        "--search-seconds", type=positive(float), default=None, help=f"per benchmark (default {DEFAULT_SECONDS:g})"
     )
     budget.add_argument(
-        "--search-compilations", type=_positive(int), default=None, help="per benchmark, in applied passes"
+        "--search-compilations", type=positive(int), default=None, help="per benchmark, in applied passes"
     )
     p.add_argument("--out", required=True, help="report directory")
     p.add_argument("--validate", action="store_true", help="run every result against the unoptimized program")
-    p.add_argument("--validate-timeout", type=_positive(float), default=10.0, help="seconds per program run")
+    p.add_argument("--validate-timeout", type=positive(float), default=10.0, help="seconds per program run")
     p.add_argument("--logdir", default=None, help="training logdir: plot its metrics.jsonl")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-space", default="NoLimit")

@@ -111,22 +111,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise ValueError(text)
-    return value
+_KIND_NAMES = {int: "integer", float: "number"}
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(text)
-    return value
+def positive(kind):
+    """An argparse type: a `kind` (int or float) above 0; its errors say 'invalid positive integer/number value'."""
+
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = f"positive {_KIND_NAMES.get(kind, kind.__name__)}"
+    return parse
 
 
-_positive_float.__name__ = "positive number"
-_positive_int.__name__ = "positive integer"
+_positive_float, _positive_int = positive(float), positive(int)
 
 
 def build_parser() -> argparse.ArgumentParser:

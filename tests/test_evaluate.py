@@ -163,7 +163,7 @@ def test_guided_method_runs_a_trained_checkpoint(tmp_path, capsys):
             ["--benchmarks", TWO_PROGRAMS[0], "--methods", "oz,ppo", "--search-compilations", "5"],
             "unknown method(s) ppo",
         ),
-        (["--benchmarks", TWO_PROGRAMS[0], "--search-compilations", "x"], "invalid positive int value"),
+        (["--benchmarks", TWO_PROGRAMS[0], "--search-compilations", "x"], "invalid positive integer value"),
         (["--benchmarks", TWO_PROGRAMS[0], "--search-seconds", "1", "--search-compilations", "5"], "not allowed with"),
         (["--search-compilations", "5"], "one of the arguments --benchmarks --dataset is required"),
         (["--dataset", "no-such-dataset-v9", "--search-compilations", "5"], "no-such-dataset-v9"),
