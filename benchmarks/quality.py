@@ -9,7 +9,7 @@ search harness (`compilerdream.compiler.search.search_benchmark`), side by side:
 * `coreset`: the shipped LLVM-19 coreset (or `--coreset FILE`).
 * `random`: random search with, per program, as many compilations as the `coreset` row used
   on that program (measured first), from -O0 and from -Oz (half the budget each).
-* `optimize`: `compilerdream optimize`'s default method (`compilerdream.optimize.default_policy`),
+* `optimize`: `compilerdream optimize`'s default method (`compilerdream.compiler.default_optimizer.default_policy`),
   timed around the whole call; its result is floored at -Oz, as `compilerdream optimize` does.
 * with `--checkpoint DIR`: `agent-rollout` (the agent's one greedy rollout: one trial of one
   episode, argmax actions, no random actions), `guided` (guided search, with the `random` row's
@@ -37,7 +37,6 @@ import csv
 import datetime
 import functools
 import hashlib
-import inspect
 import io
 import json
 import logging
@@ -58,6 +57,8 @@ if str(REPO) not in sys.path:  # run from anywhere without installing
     sys.path.insert(0, str(REPO))
 
 from compilerdream.compiler.benchmarks import Benchmark, resolve_benchmark  # noqa: E402
+from compilerdream.compiler.coreset import CoresetPolicy, load_coreset  # noqa: E402
+from compilerdream.compiler.default_optimizer import default_policy  # noqa: E402
 from compilerdream.compiler.errors import CompilerDreamError  # noqa: E402
 from compilerdream.compiler.fileio import atomic_write  # noqa: E402
 from compilerdream.compiler.metrics import geomean  # noqa: E402
@@ -317,7 +318,6 @@ class Methods:
     budgets: dict[str, Budget] = field(default_factory=dict)
     starts: dict[str, str] = field(default_factory=dict)
     agent: AgentRows | None = None
-    random_start: str = "o0"
 
 
 _PROCESS_METHODS: dict[str, Methods] = {}  # by repr(Settings): built once per process
@@ -325,8 +325,7 @@ _PROCESS_METHODS: dict[str, Methods] = {}  # by repr(Settings): built once per p
 
 def coreset_budget(policy) -> Budget:
     """Enough for every sequence of a CoresetPolicy: the cost is the coreset's, not a budget's."""
-    seqs = policy.coreset.sequences
-    return Budget(compilations=sum(len(s.passes) for s in seqs) + len(seqs) + 1)
+    return Budget(compilations=policy.coreset.total_passes + len(policy.coreset) + 1)
 
 
 def build_methods(settings: Settings) -> Methods:
@@ -344,16 +343,11 @@ def build_methods(settings: Settings) -> Methods:
     }  # fmt: skip
     for key, (spec, start) in coreset_specs.items():
         if key in keys:
-            from compilerdream.compiler.coreset import CoresetPolicy
-
             policy = CoresetPolicy(spec, start=start, name=settings.label(key))
             m.policies[key], m.budgets[key] = policy, coreset_budget(policy)
     if "random" in keys:
         m.policies["random"] = RandomSearch()
-        m.random_start = "both" if "start" in inspect.signature(search_benchmark).parameters else "o0"
     if "optimize" in keys:
-        from compilerdream.optimize import default_policy
-
         policy, budget = default_policy()
         m.policies["optimize"], m.budgets["optimize"] = policy, budget
     if keys & set(AGENT_METHODS):
@@ -375,12 +369,11 @@ def run_method(
         return result_row(search_benchmark(m.policies[key], bench, m.budgets[key], **run), label, package)
     if key.startswith("coreset"):
         row = result_row(search_benchmark(m.policies[key], bench, m.budgets[key], **run), label, package)
-        row["budget"] = f"the whole coreset ({sum(len(s.passes) for s in m.policies[key].coreset.sequences)} passes)"
+        row["budget"] = f"the whole coreset ({m.policies[key].coreset.total_passes} passes)"
         return row
     if key == "random":
         budget = Budget(compilations=matched or settings.matched_fallback)
-        extra = {"start": m.random_start} if m.random_start != "o0" else {}
-        return result_row(search_benchmark(m.policies[key], bench, budget, **run, **extra), label, package)
+        return result_row(search_benchmark(m.policies[key], bench, budget, **run, start="both"), label, package)
     if key == "optimize":  # as a call of its own: its own compiler worker, timed around the whole call
         del run["env_factory"]
         clock = time.monotonic()
@@ -389,7 +382,7 @@ def run_method(
     agent = m.agent
     run.update(action_space=agent.act_space)
     run["env_factory"] = lambda: LlvmEnv(action_space=agent.act_space, step_timeout=agent.step_timeout, worker=worker)
-    start = {"start": agent.start} if agent.start != "o0" else {}
+    start = {"start": agent.start}
     if key == "agent-rollout":
         budget = Budget(compilations=agent.episode + (agent.start != "o0"))  # -Oz as the start costs one
         return result_row(search_benchmark(agent.rollout, bench, budget, **run, **start), label, package)
@@ -525,19 +518,10 @@ def check_methods(requested: Sequence[str], args) -> tuple[list[str], list[str]]
     Bad input the user gave (an unreadable --coreset FILE, a broken --checkpoint) is a UsageError.
     """
     keep, notes = [], []
-    trace = hasattr(SearchContext, "trace")
     for key in requested:
         if key.startswith("coreset"):
-            if not trace:
-                notes.append(f"{key} not run: SearchContext.trace (used by CoresetPolicy) is not available yet")
-                continue
             try:
-                from compilerdream.compiler.coreset import load_coreset
-
                 load_coreset("nvp50" if key.startswith("coreset-nvp50") else args.coreset)
-            except ImportError as exc:
-                notes.append(f"{key} not run: compilerdream.compiler.coreset is unavailable ({exc})")
-                continue
             except CompilerDreamError as exc:
                 if args.coreset not in ("default", "llvm19"):
                     raise UsageError(f"--coreset {args.coreset}: {_one_line(str(exc))}") from None
@@ -545,14 +529,9 @@ def check_methods(requested: Sequence[str], args) -> tuple[list[str], list[str]]
                 continue
         elif key == "optimize":
             try:
-                from compilerdream.optimize import default_policy
-            except ImportError:
-                notes.append("optimize not run: compilerdream.optimize.default_policy is not available yet")
-                continue
-            try:
                 default_policy()
-            except Exception as exc:  # noqa: BLE001 - e.g. its coreset file is not built yet
-                notes.append(f"optimize not run: default_policy() failed: {type(exc).__name__}: {_one_line(str(exc))}")
+            except CompilerDreamError as exc:  # e.g. the shipped coreset file is missing
+                notes.append(f"optimize not run: default_policy() failed: {_one_line(str(exc))}")
                 continue
         elif key in AGENT_METHODS:
             if not args.checkpoint:
@@ -809,14 +788,14 @@ METRICS_TEXT = """\
 - Failed programs (load error, crash) are counted in `failed` and left out of every other column."""
 
 
-def method_notes(keys: Sequence[str], settings: Settings, random_start: str, optimize_budget: str | None) -> list[str]:
+def method_notes(keys: Sequence[str], settings: Settings, optimize_budget: str | None) -> list[str]:
     lab = settings.label
     text = {
         "coreset-nvp50": "Coreset-NVP's 50 sequences (found on LLVM 10), each from -O0 as published; best prefix kept",
         "coreset-nvp50-both": "the same 50 sequences, each from -O0 and from -Oz's output (-Oz charged once)",
         "coreset": f"the coreset {settings.coreset!r} (`compilerdream.compiler.coreset`), every sequence from its stored start",
         "random": (
-            f"random search from {'-O0 and -Oz (half the budget each)' if random_start == 'both' else '-O0'}, with as many "
+            "random search from -O0 and -Oz (half the budget each), with as many "
             f"compilations on each program as the `{lab('coreset')}` row used there"
             + ("" if "coreset" in keys else f" (that row is not run here: {settings.matched_fallback} compilations)")
         ),
@@ -1025,7 +1004,7 @@ def run(argv: Sequence[str]) -> int:
         "seed": args.seed,
         "jobs": args.jobs,
         "wall_seconds": time.monotonic() - started,
-        "method_notes": method_notes(keys, settings, m.random_start, optimize_budget),
+        "method_notes": method_notes(keys, settings, optimize_budget),
     }
     paths = write_outputs(out, rows, stats, settings, meta, notes)
     partial.unlink(missing_ok=True)
