@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -91,6 +91,15 @@ class _LazyView:
         if name.startswith("_"):
             raise AttributeError(name)
         return lambda: self._getter(name)
+
+
+class Trace(NamedTuple):
+    """What `LlvmEnv.trace` measured: per action, the count after it, whether it changed the module, its reward."""
+
+    counts: list[int]
+    changed: list[bool]
+    rewards: list[float]
+    error: str | None
 
 
 class LlvmEnv(gym.Env):
@@ -322,15 +331,15 @@ class LlvmEnv(gym.Env):
             reward = rewards
         return obs, reward, False, False, info
 
-    def trace(self, actions: Sequence) -> tuple[list[int], list[bool], str | None]:
-        """Apply actions in one worker call; the IR instruction count after each action.
+    def trace(self, actions: Sequence) -> Trace:
+        """Apply actions in one worker call, measuring the IR instruction count after each action.
 
-        Returns (counts, changed, error): `counts[i]` and `changed[i]` describe the module
-        after `actions[i]`. Every prefix of a pass sequence is measured for the price of
-        applying the sequence once (coreset evaluation). When a pass crashes or hangs,
-        `error` says why, the session is gone (reset() before using the env again) and the
-        lists are empty. The reward state is not advanced: read rewards after a trace with
-        `env.reward[...]`, or reset.
+        Every prefix of a pass sequence is measured for the price of applying the sequence
+        once (coreset evaluation). `counts[i]`, `changed[i]` and `rewards[i]` describe the step
+        of `actions[i]`; rewards are the env's reward space's, committed as `multistep` does
+        (a reward space whose cost is not the instruction count gets the whole trace's reward
+        on its last step). When a pass crashes or hangs, `error` says why, the lists are empty
+        and the session is gone (reset() before using the env again).
         """
         per_action = [self._pipelines_of(a) for a in actions]
         pipelines = [p for ps in per_action for p in ps]
@@ -339,16 +348,24 @@ class LlvmEnv(gym.Env):
             raw_counts, raw_changed = self.worker.request("trace", self._session, pipelines, timeout=self.step_timeout)
         except SessionError as exc:
             self._session = None
-            return [], [], f"{exc.error_type}: {getattr(exc, 'details', str(exc))}"
-        counts, changed, i = [], [], 0
+            return Trace([], [], [], f"{exc.error_type}: {getattr(exc, 'details', str(exc))}")
+        counts, changed, end = [], [], 0
         for ps in per_action:  # an action may expand to several pipelines: report after its last one
-            n = len(ps)
-            counts.append(int(raw_counts[i + n - 1]) if n else (counts[-1] if counts else int(self._load_info["instruction_count"])))
-            changed.append(any(raw_changed[i : i + n]))
-            i += n
+            end += len(ps)
+            counts.append(int(raw_counts[end - 1]))
+            changed.append(any(raw_changed[end - len(ps) : end]))
         self.actions.extend(actions)
         self._pipelines.extend(pipelines)
-        return counts, changed, None
+        rewards: list[float] = []
+        if self._reward_space_name and counts:
+            spec = reward_spec(self._reward_space_name)
+            if spec.cost == "IrInstructionCount":
+                rewards = [self._reward_from_cost(spec, float(c), commit=True) for c in counts]
+            else:
+                last = self._reward_from_cost(spec, float(self._observe_one(spec.cost)), commit=True)
+                rewards = [0.0] * (len(counts) - 1) + [last]
+            self.episode_reward = (self.episode_reward or 0.0) + sum(rewards)
+        return Trace(counts, changed, rewards, None)
 
     def _pipelines_of(self, action) -> list[str]:
         if isinstance(action, str):  # a CompilerGym flag or any new-PM pipeline

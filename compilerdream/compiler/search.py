@@ -30,7 +30,6 @@ from .errors import CompilerDreamError
 from .fileio import atomic_write
 from .metrics import dataset_of, leaderboard_reward, reduction, summarize
 from .progress import progress_bar
-from .spaces import reward_spec
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +225,17 @@ class SearchContext:
             log.warning("%s: action %r ended the episode: %s", self.env.benchmark.uri, action, info.get("error_details"))
             self.trajectory = []
             return 0.0, True
+        self._advance(action, float(reward or 0.0))
+        return float(reward or 0.0), False
+
+    def _advance(self, action, reward: float) -> None:
+        """An applied action joins the trajectory; the best prefix is kept."""
         self.trajectory.append(action)
-        self.cumulative += float(reward or 0.0)
+        self.cumulative += reward
         if self.cumulative > self._best.reward + 1e-12:
             self._best.reward = self.cumulative
             self._best.actions = list(self.trajectory)
             self._best.start = self.start
-        return float(reward or 0.0), False
 
     def trace(self, actions: Sequence) -> tuple[list[float], bool]:
         """Apply several actions in one compiler call: each is one compilation, every prefix counts.
@@ -251,26 +254,16 @@ class SearchContext:
         room = len(actions) if b.compilations is None else b.compilations - self._meter.compilations
         todo = actions[: max(room, 0)]
         self._meter.compilations += len(todo)
-        counts, _, error = self.env.trace(todo)
-        if error is not None:
-            log.warning("%s: a pass of %r ended the episode: %s", self.env.benchmark.uri, todo, error)
+        traced = self.env.trace(todo)
+        if traced.error is not None:
+            log.warning("%s: a pass of %r ended the episode: %s", self.env.benchmark.uri, todo, traced.error)
             self.trajectory = []
             return [], True
-        spec = reward_spec(REWARD_SPACE)
-        rewards = []
-        for action, count in zip(todo, counts):
-            reward = self.env._reward_from_cost(spec, float(count), commit=True)
-            rewards.append(reward)
-            self.env.episode_reward = (self.env.episode_reward or 0.0) + reward
-            self.trajectory.append(action)
-            self.cumulative += reward
-            if self.cumulative > self._best.reward + 1e-12:
-                self._best.reward = self.cumulative
-                self._best.actions = list(self.trajectory)
-                self._best.start = self.start
+        for action, reward in zip(todo, traced.rewards):
+            self._advance(action, reward)
         if len(todo) < len(actions):
             raise BudgetExhausted
-        return rewards, False
+        return list(traced.rewards), False
 
     def keep_current(self) -> None:
         """Report the current trajectory as the search's result, better than the best so far or not."""
