@@ -137,18 +137,28 @@ def _env():
     return _ENV
 
 
-def _load(uri: str, max_instructions: int):
-    """(env at -O0, O0 count, Oz count) or raises CompilerDreamError; too-large programs raise too."""
+def _bases(uri: str, max_instructions: int):
+    """The program at -O0 and at -Oz (two sessions to fork from) and their counts.
+
+    Raises CompilerDreamError when it does not load, is larger than `max_instructions` or
+    -Oz crashes. A pass that later crashes a fork does not lose the bases: the env replays
+    its session in the new worker the next time it is forked.
+    """
     env = _env()
     env.reset(benchmark=uri)
     o0 = int(env.observation["IrInstructionCountO0"])
     if o0 > max_instructions:
         raise CompilerDreamError(f"skipped: {o0} instructions at -O0 > --max-instructions {max_instructions}")
     oz = int(env.observation["IrInstructionCountOz"])
-    return env, o0, oz
+    oz_env = env.fork()
+    err = oz_env.trace([OZ_PIPELINE]).error
+    if err:
+        raise CompilerDreamError(f"-Oz crashed: {err}")
+    return {"o0": (env, o0), "oz": (oz_env, oz)}
 
 
-def _counts_from(base, passes: Sequence[str]) -> tuple[list[int], list[bool], str | None]:
+def _counts_from(base, passes: Sequence[str]):
+    """`base.trace(passes)` on a fork of `base` (base itself is left as it is)."""
     child = base.fork()
     try:
         return child.trace(list(passes))
@@ -162,7 +172,7 @@ def minimize(base, passes: Sequence[str], start_count: int) -> tuple[list[str], 
     Passes that change nothing are dropped (exact), the sequence is cut after its best
     prefix, then each remaining pass is dropped when the rest does at least as well.
     """
-    counts, changed, err = _counts_from(base, passes)
+    counts, changed, _, err = _counts_from(base, passes)
     if err or not counts:
         return [], start_count
     best_i = min(range(len(counts)), key=lambda i: (counts[i], i))
@@ -173,7 +183,7 @@ def minimize(base, passes: Sequence[str], start_count: int) -> tuple[list[str], 
     i = len(seq) - 1
     while i >= 0 and len(seq) <= 64:
         trial = seq[:i] + seq[i + 1 :]
-        tc, _, terr = _counts_from(base, trial) if trial else ([start_count], [], None)
+        tc, _, _, terr = _counts_from(base, trial) if trial else ([start_count], [], [], None)
         if not terr and tc and min(tc) <= best:
             cut = min(range(len(tc)), key=lambda j: (tc[j], j))
             seq, best = trial[: cut + 1], tc[cut]
@@ -190,24 +200,21 @@ def candidates_unit(uri: str, settings: dict[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"uri": uri}
     try:
-        env, o0, oz = _load(uri, settings["max_instructions"])
-        out.update(O0=o0, Oz=oz)
+        bases = _bases(uri, settings["max_instructions"])
+        out.update(O0=bases["o0"][1], Oz=bases["oz"][1])
         budget = Budget(compilations=settings["search_compilations"])
         seed = unit_seed(settings["seed"], uri)
-        oz_env = env.fork()
-        _, _, err = oz_env.trace([OZ_PIPELINE])
-        if err:
-            raise CompilerDreamError(f"-Oz crashed: {err}")
         cap = max(settings["lengths"])
-        for start, base, base_count in (("o0", env, o0), ("oz", oz_env, oz)):
+        worker = bases["o0"][0].worker
+        for start, (base, base_count) in bases.items():
             result = search_benchmark(
                 RandomSearch(), uri, budget, seed=seed, start=start,
-                env_factory=lambda: LlvmEnv(worker=env.worker, step_timeout=120.0),
+                env_factory=lambda: LlvmEnv(worker=worker, step_timeout=120.0),
             )
             passes = [p for p in result.best_passes if p != OZ_PIPELINE] if not result.error else []
             seq, count = minimize(base, passes, base_count) if passes else ([], base_count)
             out[start] = {"passes": seq[:cap], "count": count, "searched": result.final if not result.error else None}
-        oz_env.close()
+        bases["oz"][0].close()
     except CompilerDreamError as exc:
         out["error"] = " | ".join(str(exc).splitlines())[:500]
     return out
@@ -218,30 +225,17 @@ def measure_unit(uri: str, settings: dict[str, Any], pool: Sequence[dict[str, An
     out: dict[str, Any] = {"uri": uri}
     lengths = settings["lengths"]
     try:
-        env, o0, oz = _load(uri, settings["max_instructions"])
-        out.update(O0=o0, Oz=oz)
-        oz_env = env.fork()
-        _, _, err = oz_env.trace([OZ_PIPELINE])
-        if err:
-            raise CompilerDreamError(f"-Oz crashed: {err}")
+        bases = _bases(uri, settings["max_instructions"])
+        out.update(O0=bases["o0"][1], Oz=bases["oz"][1])
         best: list[list[int]] = []
         for cand in pool:
-            start_count = o0 if cand["start"] == "o0" else oz
-            base = env if cand["start"] == "o0" else oz_env
-            if base._session is None:  # a crash earlier took the session: rebuild the bases
-                env, o0, oz = _load(uri, settings["max_instructions"])
-                oz_env = env.fork()
-                oz_env.trace([OZ_PIPELINE])
-                base = env if cand["start"] == "o0" else oz_env
-            counts, _, err = _counts_from(base, cand["passes"][: max(lengths)]) if cand["passes"] else ([], [], None)
-            if err:
+            base, start_count = bases[cand["start"]]
+            traced = _counts_from(base, cand["passes"][: max(lengths)])
+            if traced.error:
                 best.append([-1] * len(lengths))
                 continue
-            row = []
-            for cap in lengths:
-                row.append(min([start_count, *counts[:cap]]))
-            best.append(row)
-        oz_env.close()
+            best.append([min([start_count, *traced.counts[:cap]]) for cap in lengths])
+        bases["oz"][0].close()
         out["best"] = best
     except CompilerDreamError as exc:
         out["error"] = " | ".join(str(exc).splitlines())[:500]
@@ -302,16 +296,15 @@ def run_stage(
 
 
 # ----------------------------------------------------------------------------- selection
-def gains(rows: Iterable[dict[str, Any]], n_candidates: int, length_index: int) -> tuple[list[str], list[list[float]]]:
+def gains(rows: Iterable[dict[str, Any]], n_candidates: int, length_index: int) -> list[list[float]]:
     """Per measured program: each candidate's reduction below -Oz (0 when not better, or crashed)."""
-    uris, table = [], []
+    table = []
     for row in rows:
         if row.get("error") or "best" not in row:
             continue
         oz = max(int(row["Oz"]), 1)
-        uris.append(row["uri"])
         table.append([max(0.0, (oz - b[length_index]) / oz) if b[length_index] >= 0 else 0.0 for b in row["best"][:n_candidates]])
-    return uris, table
+    return table
 
 
 def greedy_cover(table: Sequence[Sequence[float]], k: int) -> list[int]:
@@ -379,9 +372,8 @@ def build(settings: BuildSettings, out: str | os.PathLike, jobs: int = 2, progre
     t0 = time.monotonic()
     programs = sample(train, settings.programs, settings.seed, "train")
     val_programs = sample(val, settings.val_programs, settings.seed, "val")
-    s = fp
     # 1. candidates
-    cand_rows = run_stage("candidates", work / "candidates.jsonl", programs, candidates_unit, (s,), jobs, progress)
+    cand_rows = run_stage("candidates", work / "candidates.jsonl", programs, candidates_unit, (fp,), jobs, progress)
     pool_path = work / "pool.json"
     if pool_path.exists():
         pool = json.loads(pool_path.read_text())
@@ -390,24 +382,24 @@ def build(settings: BuildSettings, out: str | os.PathLike, jobs: int = 2, progre
         atomic_write(pool_path, json.dumps(pool))
     # 2. measurement on the training programs
     measure_set = evenly(programs, settings.measure_programs)
-    measured = run_stage("measure", work / "measure.jsonl", measure_set, measure_unit, (s, pool), jobs, progress)
+    measured = run_stage("measure", work / "measure.jsonl", measure_set, measure_unit, (fp, pool), jobs, progress)
     rows = [measured[u] for u in measure_set if u in measured]
     # 3. greedy selection per length cap
     selections: dict[int, list[int]] = {}
     train_means: dict[int, list[float]] = {}
     for li, cap in enumerate(settings.lengths):
-        _, table = gains(rows, len(pool), li)
+        table = gains(rows, len(pool), li)
         chosen = greedy_cover(table, settings.k)
         selections[cap] = chosen
         train_means[cap] = [mean_percent(table, chosen[:k]) for k in range(1, len(chosen) + 1)]
     # 4. validation: the union of the selections, measured once
     union = sorted({c for chosen in selections.values() for c in chosen})
     val_pool = [pool[c] for c in union]
-    vmeasured = run_stage("validate", work / "validate.jsonl", val_programs, measure_unit, (s, val_pool), jobs, progress)
+    vmeasured = run_stage("validate", work / "validate.jsonl", val_programs, measure_unit, (fp, val_pool), jobs, progress)
     vrows = [vmeasured[u] for u in val_programs if u in vmeasured]
     grid: list[dict[str, Any]] = []
     for li, cap in enumerate(settings.lengths):
-        _, vtable = gains(vrows, len(val_pool), li)
+        vtable = gains(vrows, len(val_pool), li)
         cols = [union.index(c) for c in selections[cap]]
         for k in range(1, len(cols) + 1):
             passes = sum(min(cap, len(pool[c]["passes"])) for c in selections[cap][:k])
