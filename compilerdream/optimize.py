@@ -22,16 +22,15 @@ from pathlib import Path
 
 from .compiler.benchmarks import C_SUFFIXES, IR_SUFFIXES, Benchmark
 from .compiler.coreset import CoresetError, load_coreset
-from .compiler.default_optimizer import DEFAULT_SEARCH_SECONDS, SearchAlone, default_policy  # noqa: F401
+from .compiler.default_optimizer import DEFAULT_SEARCH_SECONDS, default_policy
 from .compiler.env import LlvmEnv
 from .compiler.errors import CompilerDreamError
 from .compiler.fileio import atomic_write
 from .compiler.metrics import reduction
-from .compiler.search import REWARD_SPACE, Budget, SearchPolicy, search_benchmark
+from .compiler.search import OZ_PIPELINE, REWARD_SPACE, Budget, SearchPolicy, search_benchmark
 from .compiler.toolchain import find_tool
 from .compiler.validation import SemanticsResult, miscompile_report, validate_semantics, write_miscompiles
 
-OZ_PIPELINE = "default<Oz>"
 DEFAULT_SECONDS = 60.0  # guided search's wall time per benchmark when no budget is given (the reference's, §3)
 PROG = "compilerdream optimize"
 

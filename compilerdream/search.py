@@ -262,7 +262,7 @@ class GuidedSearch(SearchPolicy):
         self.mode = mode
         self.base_actions = int(action_space(self.settings.act_space).n)
         self.null_action = self.base_actions if self.settings.null_act else None
-        self.oz_action = self.base_actions + int(self.settings.null_act) if self.settings.oz_slot else None
+        self.oz_action = self.settings.oz_index if self.settings.oz_slot else None
         self.oz_ends_episode = self.settings.oz_act  # oz_continue's Oz action lets the rollout go on
         self.max_length = episode_length(self.settings)
         if temperature is not None:

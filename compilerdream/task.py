@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -15,7 +13,7 @@ import numpy as np
 from compilerdream.compiler import make as make_env
 from compilerdream.compiler.benchmarks import Benchmark, BenchmarkLike, resolve_benchmark
 from compilerdream.compiler.errors import EmptyModuleError
-from compilerdream.compiler.spaces import action_space, data_path
+from compilerdream.compiler.spaces import action_space
 
 __all__ = [
     "CompilerTask",
@@ -129,12 +127,6 @@ def instcount_observation(
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
 
 
-@lru_cache(maxsize=1)
-def _coreset_sequences() -> tuple[tuple[int, ...], ...]:
-    with data_path("coreset_sequences.jsonl").open() as f:
-        return tuple(tuple(int(i) for i in json.loads(line)) for line in f if line.strip())
-
-
 def coreset_action_sequences(name: str | None, settings: TaskSettings) -> list[list[int]]:
     """A coreset's sequences as indices of the task's action space (coreset mode, value prediction).
 
@@ -159,20 +151,21 @@ def coreset_action_sequences(name: str | None, settings: TaskSettings) -> list[l
             f"coreset {coreset.name}: {from_oz} of its {len(coreset)} sequences start from -Oz and need "
             "--compilergym.oz_continue True (the coreset_train/coreset_test blocks set it), or use --coreset nvp50"
         )
-    oz_action = int(action_space(settings.act_space).n) + int(settings.null_act)
     out = []
     for seq in coreset.sequences:
         try:
             indices = [flag_to_index(p) for p in seq.passes]
         except Exception:
             raise ValueError(f"coreset {coreset.name}: a sequence has a pass that is not a NoLimit flag: {seq.passes}") from None
-        out.append(([oz_action] if seq.start == "oz" else []) + indices)
+        out.append(([settings.oz_index] if seq.start == "oz" else []) + indices)
     return out
 
 
 def load_coreset_sequences() -> list[list[int]]:
     """The 50 coreset pass sequences (NoLimit indices) of REFERENCE §2.7, in file order."""
-    return [list(seq) for seq in _coreset_sequences()]
+    from compilerdream.compiler.coreset import nvp50_indices
+
+    return [list(seq) for seq in nvp50_indices()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,6 +201,11 @@ class TaskSettings:
     def oz_slot(self) -> bool:
         """Whether the action space has an Oz action (oz_act or oz_continue): one index after null_act."""
         return self.oz_act or self.oz_continue
+
+    @property
+    def oz_index(self) -> int:
+        """The index the Oz action has (or would have): after the base actions and the null action."""
+        return int(action_space(self.act_space).n) + int(self.null_act)
 
     @property
     def num_actions(self) -> int:
@@ -377,7 +375,7 @@ class CompilerTask:
         self.base_actions = int(action_space(s.act_space).n)
         self.null_action = self.base_actions if s.null_act else None
         #: The Oz action's index (oz_act or oz_continue), after the null action; None without one.
-        self.oz_action = self.base_actions + int(s.null_act) if s.oz_slot else None
+        self.oz_action = s.oz_index if s.oz_slot else None
         #: Whether the Oz action ends the episode (oz_act) or lets it go on (oz_continue).
         self.oz_ends_episode = s.oz_act
         self.num_actions = s.num_actions

@@ -18,6 +18,7 @@ Torch-free: used by `compilerdream search --methods coreset`, `optimize`, `quali
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -27,10 +28,8 @@ from typing import Any
 
 from .errors import CompilerDreamError
 from .fileio import atomic_write
-from .search import SearchContext, SearchPolicy
+from .search import OZ_PIPELINE, STARTS, SearchContext, SearchPolicy
 
-OZ_PIPELINE = "default<Oz>"
-STARTS = ("o0", "oz")
 FORMAT = "compilerdream-coreset/1"
 DATA_DIR = Path(__file__).parent / "data"
 #: The shipped LLVM-19 coreset (package data), built by the command stored in it.
@@ -79,7 +78,7 @@ class Coreset:
         if start not in (*STARTS, "both"):
             raise CoresetError(f"unknown coreset start '{start}': choose o0, oz or both")
         starts = STARTS if start == "both" else (start,)
-        seqs = list(dict.fromkeys(CoresetSequence(st, s.passes) for st in starts for s in self.sequences))
+        seqs = unique(CoresetSequence(st, s.passes) for st in starts for s in self.sequences)
         return Coreset(f"{self.name}@{start}", seqs, dict(self.meta))
 
     def to_json(self) -> dict[str, Any]:
@@ -125,16 +124,19 @@ def coreset_from_json(data: Any, source: str) -> Coreset:
     return Coreset(str(data.get("name") or Path(source).stem), seqs, meta)
 
 
+@functools.lru_cache(maxsize=1)
+def nvp50_indices() -> tuple[tuple[int, ...], ...]:
+    """Coreset-NVP's 50 sequences (REFERENCE §2.7) as NoLimit action indices, in file order."""
+    with (DATA_DIR / "coreset_sequences.jsonl").open() as f:
+        return tuple(tuple(int(i) for i in json.loads(line)) for line in f if line.strip())
+
+
 def nvp50() -> Coreset:
-    """Coreset-NVP's 50 sequences (REFERENCE §2.7), as CompilerGym flags, from -O0 as published."""
+    """Coreset-NVP's 50 sequences, as CompilerGym flags, from -O0 as published."""
     from .spaces import pass_flags
 
     flags = pass_flags()
-    seqs = []
-    with (DATA_DIR / "coreset_sequences.jsonl").open() as f:
-        for line in f:
-            if line.strip():
-                seqs.append(CoresetSequence("o0", tuple(flags[i].flag for i in json.loads(line))))
+    seqs = [CoresetSequence("o0", tuple(flags[i].flag for i in seq)) for seq in nvp50_indices()]
     return Coreset("nvp50", seqs, {"source": "Coreset-NVP (ICML 2023), 50 sequences found on LLVM 10"})
 
 

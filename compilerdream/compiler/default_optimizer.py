@@ -14,9 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .coreset import Coreset, CoresetPolicy, load_coreset
-from .search import Budget, BudgetExhausted, GreedySearch, RandomSearch, SearchContext, SearchPolicy
-
-OZ_PIPELINE = "default<Oz>"
+from .search import OZ_PIPELINE, Budget, BudgetExhausted, GreedySearch, RandomSearch, SearchContext, SearchPolicy
 
 
 class _PhaseContext:
@@ -36,6 +34,11 @@ class _PhaseContext:
         if self._over():
             raise BudgetExhausted
         return self._ctx.step(action)
+
+    def trace(self, actions) -> tuple[list[float], bool]:
+        if self._over():
+            raise BudgetExhausted
+        return self._ctx.trace(actions)
 
     def reset(self, start: str | None = None) -> None:
         if self._over():
@@ -59,13 +62,8 @@ def from_start(start: str) -> Callable[[SearchContext], None]:
 def from_best(ctx: SearchContext) -> None:
     """Continue from the best sequence found so far (replayed, one compilation a pass)."""
     start, actions = ctx.best_start, list(ctx.best_actions)
-    ctx.reset(start=start)
-    if actions and actions[0] == OZ_PIPELINE:
-        actions = actions[1:]
-    for a in actions:
-        _, died = ctx.step(a)
-        if died:
-            return
+    ctx.reset(start=start)  # from -Oz, the trajectory already holds default<Oz>
+    ctx.trace(actions[1:] if actions[:1] == [OZ_PIPELINE] else actions)
 
 
 @dataclass(frozen=True)
@@ -154,6 +152,11 @@ DEFAULT_SEARCH_SECONDS = 0.5
 DEFAULT_CAP_SECONDS = 20.0
 
 
+def default_budget() -> Budget:
+    """The whole budget of `optimize`'s default method when no budget is given (the harness's cap)."""
+    return Budget(seconds=DEFAULT_CAP_SECONDS)
+
+
 def default_policy(
     coreset: str | os.PathLike | Coreset | None = "default",
     search_seconds: float | None = None,
@@ -168,8 +171,7 @@ def default_policy(
     """
     cs = load_coreset(coreset) if coreset is not None else None
     if search_seconds is None and search_compilations is None:
-        phases_budget = Budget(seconds=DEFAULT_SEARCH_SECONDS)
-        budget = Budget(seconds=DEFAULT_CAP_SECONDS)
+        phases_budget, budget = Budget(seconds=DEFAULT_SEARCH_SECONDS), default_budget()
     else:
         phases_budget = budget = Budget(seconds=search_seconds, compilations=search_compilations)
     return SearchAlone(phases_budget, coreset=cs), budget
