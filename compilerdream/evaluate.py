@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .compiler.benchmarks import C_SUFFIXES, IR_SUFFIXES, Benchmark, resolve_benchmark
+from .compiler.default_optimizer import default_budget
 from .compiler.env import LlvmEnv
 from .compiler.errors import CompilerDreamError, UnknownNameError
 from .compiler.search import (
@@ -39,13 +40,6 @@ from .optimize import UsageError, load_guided, positive
 from .report import write_report
 
 PROG = "compilerdream evaluate"
-
-
-def optimize_budget() -> Budget:
-    """`compilerdream optimize`'s own default budget (the optimize method without a budget flag)."""
-    from .compiler.default_optimizer import default_policy
-
-    return default_policy(None)[1]
 BASELINE_METHODS = ("oz", "o3", "random", "greedy", "coreset", "optimize")
 ALL_METHODS = (*BASELINE_METHODS, "guided")
 DEFAULT_SECONDS = 60.0  # the reference's guided-search wall time per benchmark (§3)
@@ -173,8 +167,14 @@ def load_benchmarks(args: argparse.Namespace) -> list[Benchmark]:
 
 
 # ------------------------------------------------------------------ methods
-def choose_policies(args: argparse.Namespace) -> tuple[list[SearchPolicy], list[str]]:
-    """The policies to run and notes for the report (e.g. why guided search was left out)."""
+def choose_policies(
+    args: argparse.Namespace, budget_given: Budget | None = None, coreset_start: str | None = None
+) -> tuple[list[SearchPolicy], list[str]]:
+    """The policies to run and notes for the report (e.g. why guided search was left out).
+
+    `budget_given`: the budget on the command line (None: optimize keeps its own default);
+    `coreset_start`: --start as given (None: coreset sequences start where the coreset says).
+    """
     requested = [m.strip().lower().lstrip("-") for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
     unknown = [m for m in requested if m not in ALL_METHODS]
     if unknown:
@@ -182,12 +182,8 @@ def choose_policies(args: argparse.Namespace) -> tuple[list[SearchPolicy], list[
     policies, notes = [], []
     for method in dict.fromkeys(requested):
         if method in ("coreset", "optimize"):
-            explicit = getattr(args, "start_given", False)
             try:
-                policies.append(
-                    make_policy(method, coreset=args.coreset, budget=getattr(args, "budget_given", None),
-                                start=args.start if explicit else None)
-                )
+                policies.append(make_policy(method, coreset=args.coreset, budget=budget_given, start=coreset_start))
             except CompilerDreamError as exc:
                 raise UsageError(f"--coreset: {exc}") from None
             continue
@@ -371,16 +367,14 @@ def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, st
     if not given:
         args.search_seconds = DEFAULT_SECONDS
     budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
-    args.budget_given = budget if given else None
-    args.start_given = args.start is not None
+    start_given = args.start
     try:
-        start = check_start(getattr(args, "start", None) or "o0", SEARCH_STARTS, "--start")
-        args.start = start
+        args.start = start = check_start(args.start or "o0", SEARCH_STARTS, "--start")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} is a file, not a folder")
-    policies, notes = choose_policies(args)
+    policies, notes = choose_policies(args, budget if given else None, start_given)
     benchmarks = load_benchmarks(args)
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
@@ -393,7 +387,7 @@ def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, st
         seed=args.seed,
         out_dir=args.out,
         progress=sys.stderr.isatty(),
-        budgets={"-Oz": ONE_COMPILATION, "-O3": ONE_COMPILATION, **({} if given else {"optimize": optimize_budget()})},
+        budgets={"-Oz": ONE_COMPILATION, "-O3": ONE_COMPILATION, **({} if given else {"optimize": default_budget()})},
         start=start,
     )
     validation = None

@@ -212,6 +212,6 @@ def test_coreset_and_optimize_methods_are_validated_beside_oz(tmp_path):
     assert set(rows) == {"-Oz", "coreset", "optimize"}
     assert all(r["error"] is None and r["validation"] == "ok" for r in rows.values())
     assert rows["optimize"]["final"] <= rows["coreset"]["final"]
-    from compilerdream.compiler.default_optimizer import default_policy
+    from compilerdream.compiler.default_optimizer import default_budget
 
-    assert rows["optimize"]["budget"] == default_policy(None)[1].describe()  # optimize's own, not evaluate's 60 s
+    assert rows["optimize"]["budget"] == default_budget().describe()  # optimize's own, not evaluate's 60 s

@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         one = Budget(compilations=1)
         budgets = {"-Oz": one, "-O3": one}
         if not given:  # optimize's own default budget, as `compilerdream optimize` runs it
-            from .default_optimizer import default_policy
+            from .default_optimizer import default_budget
 
-            budgets["optimize"] = default_policy(None)[1]
+            budgets["optimize"] = default_budget()
         results = run_search(
             policies,
             expand(args.benchmarks),
