@@ -98,3 +98,22 @@ def test_object_text_size_reward_matches_observations(program_bitcode):
             current = int(env.observation["ObjectTextSizeBytes"])
             assert reward == pytest.approx((previous - current) / max(o0 - oz, 1), abs=1e-12)
             previous = current
+
+
+@pytest.mark.parametrize("reward_space", ["IrInstructionCountOz", "ObjectTextSizeBytes"])
+def test_trace_commits_rewards_like_steps(reward_space, program_bitcode):
+    """env.trace gives the counts and rewards that one step per action gives, and leaves the reward state where they do."""
+    passes = ["-mem2reg", "-instcombine", "-simplifycfg", "-gvn"]
+    with cc.make("llvm-v0", benchmark=str(program_bitcode["qsort"]), reward_space=reward_space) as env:
+        env.reset()
+        stepped = [env.step(p) for p in passes]
+        counts = [int(env.observation["IrInstructionCount"])]
+        after_steps = env.step("-dce")[1]
+        env.reset()
+        traced = env.trace(passes)
+        assert traced.error is None and traced.counts[-1] == counts[0]
+        if reward_space == "IrInstructionCountOz":  # per pass; a text-size reward comes whole on the last step
+            assert traced.rewards == pytest.approx([s[1] for s in stepped])
+        assert sum(traced.rewards) == pytest.approx(sum(s[1] for s in stepped))
+        assert env.episode_reward == pytest.approx(sum(s[1] for s in stepped))
+        assert env.step("-dce")[1] == pytest.approx(after_steps)
