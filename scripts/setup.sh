@@ -122,7 +122,13 @@ else
 fi
 
 need_build=1
-built_major="$("$PY" -c "import compilerdream.compiler._core as c; print(c.LLVM_VERSION.split('.')[0])" 2>/dev/null || true)"
+# Asked from outside the checkout, so that only an install of *this* checkout counts (an editable
+# install of a checkout that has since moved or been deleted is reinstalled).
+here="$(pwd -P)"
+built_major="$(cd / && "$PY" -c "
+import os, sys, compilerdream.compiler._core as c
+sys.exit(1) if os.path.realpath(c.__file__) != os.path.join(os.path.realpath(sys.argv[1]), 'compilerdream', 'compiler', '_core', '__init__.py') else print(c.LLVM_VERSION.split('.')[0])
+" "$here" 2>/dev/null || true)"
 if [ -n "$built_major" ] && [ "$built_major" = "$llvm_major" ]; then
   if [ compilerdream/compiler/_core/engine.cpp -ot "$(ls compilerdream/compiler/_core/_engine*.so 2>/dev/null | head -1 || echo /nonexistent)" ]; then
     need_build=0
