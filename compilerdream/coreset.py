@@ -420,6 +420,134 @@ def assign_fixed(reports: Sequence[BenchmarkReport], k: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Ranking whole sequences: compile only the top k (the k-table)
+
+#: k values of the k-table: how many sequences the model may compile per program.
+K_VALUES = (1, 3, 5, 10)
+K_METHODS = ("model", "coreset order", "oracle", "best fixed", "-Oz")
+
+
+def sequence_values(report: BenchmarkReport) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence: (predicted score, best real count) on one benchmark.
+
+    Compiling a sequence once gives the count after every pass, so the harness keeps its
+    best prefix: the real value of a sequence is its smallest count over its prefixes
+    (the empty prefix included), and the model's score is its highest predicted
+    cumulative return over the same prefixes. A sequence that crashed keeps the prefixes
+    that ran.
+    """
+    scores, best = [], []
+    for run in report.runs:
+        scores.append(float(np.max(np.concatenate([[0.0], np.cumsum(run.predicted)]))))
+        best.append(min(run.counts) if run.counts else report.O0)
+    return np.asarray(scores), np.asarray(best, np.int64)
+
+
+def percent_below_oz(oz: int, final: int) -> float:
+    """GRACE's metric on one program: 100 * (Oz - final) / Oz (> 0 is smaller than -Oz)."""
+    return 100.0 * (float(oz) - float(final)) / max(1.0, float(oz))
+
+
+def k_table(reports: Sequence[BenchmarkReport], ks: Sequence[int] = K_VALUES) -> dict[str, Any]:
+    """The value-prediction k-table: compile only the k best-predicted sequences, against the alternatives.
+
+    Every method keeps -Oz as the fallback (a program is never worse than -Oz), so they
+    differ only in which sequences they compile:
+
+    * `model`: the k sequences with the highest predicted score (ties: coreset order);
+    * `coreset order`: the first k sequences of the coreset (its greedy-coverage order:
+      the same number of compilations without a model);
+    * `oracle`: every sequence;
+    * `best fixed`: the one sequence with the best mean % below -Oz over these same
+      programs (chosen on them, so an upper bound for any single fixed sequence);
+    * `-Oz`.
+
+    Each row: mean % below -Oz, geomean Oz/final, share of programs better than -Oz,
+    sequences and passes compiled per program, and for the model the share of the
+    oracle's mean reduction it captures. `rank_correlation` is the mean over programs of
+    Spearman's rho between predicted scores and real best-prefix counts (negated, so
+    that 1 is a perfect ranking).
+    """
+    if not reports:
+        raise ValueError("the k-table needs at least one benchmark")
+    values = [sequence_values(r) for r in reports]
+    n_seq = len(values[0][0])
+    passes = [np.asarray([len(run.actions) for run in r.runs]) for r in reports]
+    oz = np.asarray([r.Oz for r in reports], np.int64)
+
+    def row(method: str, k: int | None, chosen: Sequence[np.ndarray]) -> dict[str, Any]:
+        finals = [int(min(o, int(best[idx].min()) if len(idx) else o)) for o, (_, best), idx in zip(oz, values, chosen)]
+        pct = [percent_below_oz(o, f) for o, f in zip(oz, finals)]
+        return {
+            "method": method,
+            "k": k,
+            "mean_percent_below_oz": float(np.mean(pct)),
+            "geomean_reduction": float(math.exp(np.mean([math.log(reduction(o, f)) for o, f in zip(oz, finals)]))),
+            "better": float(np.mean([f < o for o, f in zip(oz, finals)])),
+            "worse": float(np.mean([f > o for o, f in zip(oz, finals)])),
+            "sequences": float(np.mean([len(idx) for idx in chosen])),
+            "passes": float(np.mean([int(p[idx].sum()) for p, idx in zip(passes, chosen)])),
+            "finals": finals,
+        }
+
+    all_idx = [np.arange(n_seq) for _ in reports]
+    oracle = row("oracle", n_seq, all_idx)
+    fixed_pct = [
+        np.mean([percent_below_oz(o, min(o, int(best[s]))) for o, (_, best) in zip(oz, values)]) for s in range(n_seq)
+    ]
+    fixed = int(np.argmax(fixed_pct))
+    rows = []
+    for k in ks:
+        kk = min(int(k), n_seq)
+        model = row("model", kk, [np.argsort(-scores, kind="stable")[:kk] for scores, _ in values])
+        oracle_mean = oracle["mean_percent_below_oz"]
+        model["share_of_oracle"] = model["mean_percent_below_oz"] / oracle_mean if oracle_mean > 0 else None
+        rows += [model, row("coreset order", kk, [np.arange(kk) for _ in reports])]
+    rows += [
+        oracle,
+        row("best fixed", 1, [np.asarray([fixed]) for _ in reports]),
+        row("-Oz", 0, [np.asarray([], np.int64) for _ in reports]),
+    ]
+    rhos = [spearman(scores, -best.astype(np.float64)) for scores, best in values]
+    finite = [r for r in rhos if math.isfinite(r)]
+    return {
+        "rows": rows,
+        "best_fixed_sequence": fixed,
+        "rank_correlation": float(np.mean(finite)) if finite else None,
+        "rank_correlation_programs": len(finite),
+        "programs": len(reports),
+        "sequences": n_seq,
+    }
+
+
+def k_table_markdown(table: Mapping[str, Any]) -> str:
+    """The k-table as Markdown (finals per program left out)."""
+
+    def f(value: Any, fmt: str) -> str:
+        return "n/a" if value is None else format(value, fmt)
+
+    lines = [
+        f"## Compiling only the top k sequences ({table['programs']} programs, {table['sequences']} sequences)",
+        "",
+        "Each sequence is compiled once and its best prefix kept; -Oz is every method's fallback. "
+        f"`best fixed` is sequence #{table['best_fixed_sequence']}, chosen on these same programs. "
+        f"Rank correlation (Spearman, predicted score vs real best count, mean over "
+        f"{table['rank_correlation_programs']} programs): {f(table['rank_correlation'], '.3f')}.",
+        "",
+        "| method | k | mean % below -Oz | geomean Oz/final | better / worse than -Oz | sequences | passes | share of oracle |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table["rows"]:
+        share = r.get("share_of_oracle")
+        lines.append(
+            f"| {r['method']} | {r['k']} | {r['mean_percent_below_oz']:+.2f} | {r['geomean_reduction']:.4f} | "
+            f"{100 * r['better']:.0f}% / {100 * r['worse']:.0f}% | {r['sequences']:.1f} | {r['passes']:.1f} | "
+            f"{'' if share is None else f'{100 * share:.0f}%'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
 # Outputs
 
 
@@ -585,18 +713,35 @@ def write_outputs(reports: Sequence[BenchmarkReport], out_dir: Path, fixed: int,
         for label in METHOD_LABELS.values()
     }  # fmt: skip
     prediction = prediction_summary(reports)
+    table = k_table(reports)
     data = {
         "top_k": top_k,
         "best_fixed_sequence": fixed,
         "summary": summary,
         "prediction": prediction,
+        "k_table": table,
         "benchmarks": [report_json(r) for r in reports],
     }
     write_json_atomic(out_dir / "results.json", data)
     write_csv(out_dir / "results.csv", rows, reports)
-    text = markdown_summary(rows, prediction, fixed, top_k, len(reports))
+    write_k_table_csv(out_dir / "k_table.csv", table)
+    text = markdown_summary(rows, prediction, fixed, top_k, len(reports)) + "\n" + k_table_markdown(table)
     (out_dir / "summary.md").write_text(text)
     return data
+
+
+def write_k_table_csv(path: Path, table: Mapping[str, Any]) -> None:
+    """k_table.csv: one row per method and k (the per-program finals are in results.json)."""
+    buf = io.StringIO()
+    fields = ["method", "k", "mean_percent_below_oz", "geomean_reduction", "better", "worse", "sequences", "passes",
+              "share_of_oracle"]  # fmt: skip
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for r in table["rows"]:
+        writer.writerow(r)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,11 +23,14 @@ from compilerdream.compiler.benchmarks import Benchmark
 from compilerdream.compiler.env import LlvmEnv
 from compilerdream.coreset import (
     TOP_K,
+    BenchmarkReport,
     Candidate,
+    Pick,
     SequenceRun,
     average_ranks,
     build_candidates,
     check_coreset_agent,
+    k_table,
     main_coreset,
     pick_by_model,
     rank_candidates,
@@ -163,8 +166,48 @@ def test_coreset_writes_every_output(coreset_run):
     assert all(len(d["predicted_rewards"]) == len(d["actions"]) for d in detail)
     assert json.loads((out / "results.json").read_text())["top_k"] == TOP_K
     summary = (out / "summary.md").read_text()
-    for label in ("model pick", "oracle", "best fixed sequence", "-Oz", "CompilerGym leaderboard", "Spearman"):
+    for label in ("model pick", "oracle", "best fixed sequence", "-Oz", "CompilerGym leaderboard", "Spearman",
+                  "Compiling only the top k sequences", "coreset order"):  # fmt: skip
         assert label in summary
+    k_rows = (out / "k_table.csv").read_text().splitlines()
+    assert k_rows[0].startswith("method,k,mean_percent_below_oz") and len(k_rows) == 1 + 2 * 4 + 3
+
+
+def _report(oz: int, runs: list[tuple[list[float], list[int]]]) -> BenchmarkReport:
+    """A benchmark measured by hand: per sequence (predicted rewards, counts after 0..n passes)."""
+    seqs = [SequenceRun(index=i, actions=list(range(len(c) - 1)), predicted=p, counts=c, real=[]) for i, (p, c) in enumerate(runs)]
+    none = Pick(actions=[], final=oz)
+    return BenchmarkReport(uri=f"file:///p{oz}", dataset="d", O0=runs[0][1][0], Oz=oz, runs=seqs, candidates=[],
+                           model=none, oracle=none, oz=none, reward_mse=0.0, spearman=0.0, walltime=0.0)  # fmt: skip
+
+
+def test_k_table_by_hand():
+    """Two programs, three sequences: the model, coreset order, oracle, best fixed and -Oz rows, worked out by hand."""
+    # program A (Oz 100): seq0 best prefix 110 (worse than Oz), seq1 best 90, seq2 best 95; the model ranks 2 > 1 > 0
+    a = _report(100, [([0.1, 0.0], [200, 110, 120]), ([0.2, -0.3], [200, 150, 90]), ([0.5, 0.1], [200, 95, 97])])
+    # program B (Oz 50): seq0 best 40, seq1 best 60, seq2 best 55; the model ranks 0 > 2 > 1 (a perfect ranking)
+    b = _report(50, [([0.9], [80, 40]), ([0.1], [80, 60]), ([0.3], [80, 55])])
+    table = k_table([a, b], ks=(1, 2))
+    rows = {(r["method"], r["k"]): r for r in table["rows"]}
+    # k=1: model compiles seq2 on A (95) and seq0 on B (40): (5% + 20%) / 2
+    assert rows["model", 1]["finals"] == [95, 40]
+    assert rows["model", 1]["mean_percent_below_oz"] == pytest.approx(12.5)
+    assert rows["model", 1]["geomean_reduction"] == pytest.approx(math.sqrt(100 / 95 * 50 / 40))
+    # coreset order k=1 compiles seq0: A falls back to -Oz (100), B gets 40
+    assert rows["coreset order", 1]["finals"] == [100, 40]
+    # k=2: model {2, 1} on A -> 90; {0, 2} on B -> 40
+    assert rows["model", 2]["finals"] == [90, 40] and rows["model", 2]["sequences"] == 2
+    assert rows["oracle", 3]["finals"] == [90, 40]
+    assert rows["model", 2]["share_of_oracle"] == pytest.approx(1.0)
+    # best fixed: seq0 = (0 + 20) / 2 = 10%; seq1 = (10 + 0) / 2 = 5%; seq2 = (5 + 0) / 2 = 2.5%
+    assert table["best_fixed_sequence"] == 0 and rows["best fixed", 1]["finals"] == [100, 40]
+    assert rows["-Oz", 0]["finals"] == [100, 50] and rows["-Oz", 0]["mean_percent_below_oz"] == 0.0
+    assert all(r["worse"] == 0.0 for r in table["rows"])  # -Oz is every method's fallback
+    assert rows["model", 1]["passes"] == pytest.approx((2 + 1) / 2)
+    # rank correlation: B is perfect (1.0); A ranks 2 > 1 > 0 against real 1 > 2 > 0: rho = 0.5
+    assert table["rank_correlation"] == pytest.approx((1.0 + 0.5) / 2)
+    with pytest.raises(ValueError, match="at least one"):
+        k_table([])
 
 
 def test_coreset_results_are_consistent(coreset_run):
@@ -183,6 +226,18 @@ def test_coreset_results_are_consistent(coreset_run):
     prediction = data["prediction"]["all"]
     assert math.isfinite(prediction["reward_mse"]) and math.isfinite(prediction["spearman"])
     assert 0 <= data["best_fixed_sequence"] < 50
+    # the k-table: nested top-k sets never lose, nothing beats the oracle, nothing is worse than -Oz
+    rows = data["k_table"]["rows"]
+    model = [r for r in rows if r["method"] == "model"]
+    oracle = next(r for r in rows if r["method"] == "oracle")
+    assert [r["k"] for r in model] == [1, 3, 5, 10] and oracle["k"] == 50
+    for small, large in zip(model, model[1:]):
+        assert all(b <= a for a, b in zip(small["finals"], large["finals"]))
+    for r in rows:
+        assert all(f >= o for f, o in zip(r["finals"], oracle["finals"]))
+        assert r["worse"] == 0.0
+    for b, final in zip(data["benchmarks"], oracle["finals"]):
+        assert final == min(b["Oz"], b["oracle"]["final"])  # the best prefix over every sequence, or -Oz
 
 
 def test_default_coreset_runs_with_an_oz_continue_agent(tmp_path, programs):
