@@ -34,7 +34,7 @@ import numpy as np
 from compilerdream.compiler.env import LlvmEnv
 from compilerdream.compiler.metrics import dataset_of, leaderboard_reward, reduction, summarize
 from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
-from compilerdream.compiler.search import SearchResult, summary_table
+from compilerdream.compiler.search import SearchContext, SearchPolicy, SearchResult, summary_table
 from compilerdream.compiler.spaces import action_space
 from compilerdream.search import (
     AgentObserver,
@@ -436,11 +436,103 @@ def sequence_values(report: BenchmarkReport) -> tuple[np.ndarray, np.ndarray]:
     cumulative return over the same prefixes. A sequence that crashed keeps the prefixes
     that ran.
     """
-    scores, best = [], []
-    for run in report.runs:
-        scores.append(float(np.max(np.concatenate([[0.0], np.cumsum(run.predicted)]))))
-        best.append(min(run.counts) if run.counts else report.O0)
-    return np.asarray(scores), np.asarray(best, np.int64)
+    best = [min(run.counts) if run.counts else report.O0 for run in report.runs]
+    return sequence_scores([run.predicted for run in report.runs]), np.asarray(best, np.int64)
+
+
+def sequence_scores(predicted: Sequence[Sequence[float]]) -> np.ndarray:
+    """Each sequence's score: its highest predicted cumulative return over its prefixes (the empty one = 0)."""
+    return np.asarray([float(np.max(np.concatenate([[0.0], np.cumsum(p)]))) for p in predicted])
+
+
+def rank_sequences(predicted: Sequence[Sequence[float]]) -> list[int]:
+    """Sequence indices, best score first; ties keep coreset order (its greedy-coverage order)."""
+    return [int(i) for i in np.argsort(-sequence_scores(predicted), kind="stable")]
+
+
+class ValuePrediction(SearchPolicy):
+    """The agent ranks a coreset's sequences by predicted return; only the top `k` are compiled.
+
+    The agent imagines every sequence from the unoptimized program's observation (a
+    sequence from -Oz begins with the -Oz action); each sequence's score is its best
+    predicted prefix return. The `k` best are applied for real from their stored start,
+    one worker call each, and the harness keeps the best prefix seen (-Oz being the
+    caller's fallback). One pass is one compilation, as for `CoresetPolicy`.
+    """
+
+    name = "value-prediction"
+    fixed_start = "o0"
+
+    def __init__(self, agent: Agent, settings: TaskSettings, coreset: str = "default", k: int = 5,
+                 state_mean: bool = True, name: str | None = None):  # fmt: skip
+        from compilerdream.compiler.coreset import load_coreset
+
+        check_coreset_agent(agent, settings)
+        self.agent, self.settings, self.k, self.state_mean = agent, settings, int(k), bool(state_mean)
+        self.sequences = coreset_action_sequences(coreset, settings)  # ValueError: one line
+        self.coreset = load_coreset(coreset)
+        self.last_ranking: list[int] = []
+        if name:
+            self.name = name
+
+    def ranking(self, ctx: SearchContext) -> list[int]:
+        """The coreset's sequence indices, best predicted first (the program is reset to -O0 for it)."""
+        import torch
+
+        ctx.env.action_space = ACTION_SPACE
+        ctx.reset("o0")
+        observer = AgentObserver(self.settings, self.agent.num_actions)
+        obs = observer.start(ctx.env)
+        devices = [self.agent.device] if self.agent.device.type == "cuda" else []
+        with torch.no_grad(), single_thread_on_cpu(self.agent), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(ctx.rng.randrange(2**31))
+            predicted = predict_sequences(self.agent, obs, self.sequences, self.state_mean)
+        return rank_sequences([p for p, _ in predicted])
+
+    def search(self, ctx: SearchContext) -> None:
+        self.last_ranking = self.ranking(ctx)  # kept for reports and tests
+        for i in self.last_ranking[: self.k]:
+            seq = self.coreset.sequences[i]
+            ctx.reset(start=seq.start)
+            ctx.trace(list(seq.passes))
+
+
+class ValueThenGuided(SearchPolicy):
+    """An agent's whole method: value prediction's top-k coreset sequences, then guided search.
+
+    Guided search rolls out from the harness's start (pass the agent's `settings.start`)
+    while the budget lasts; the harness keeps the best prefix over both.
+    """
+
+    def __init__(self, guided: Any, value_prediction: ValuePrediction | None):
+        self.guided, self.value_prediction = guided, value_prediction
+        self.name = "value-prediction+guided" if value_prediction is not None else "guided"
+
+    def describe(self) -> str:
+        vp = self.value_prediction
+        head = f"the agent's top {vp.k} of the {vp.coreset.name} coreset's {len(vp.coreset)} sequences, then " if vp else ""
+        return head + "guided search"
+
+    def search(self, ctx: SearchContext) -> None:
+        if self.value_prediction is not None:
+            self.value_prediction.search(ctx)
+        if not ctx.exhausted:
+            self.guided.search(ctx)
+
+
+def agent_policy(guided: Any, coreset: Any = "default", k: int = 5) -> tuple[ValueThenGuided, str]:
+    """Value prediction (when the agent can rank `coreset` and k > 0) then guided search; and why not VP.
+
+    An agent trained without the NoLimit action space, or without the -Oz-continue action
+    for a coreset with sequences from -Oz, cannot rank it: it runs guided search alone.
+    """
+    if coreset is None or k <= 0:
+        return ValueThenGuided(guided, None), "no value prediction (no coreset or top k 0)"
+    try:
+        vp = ValuePrediction(guided.agent, guided.settings, coreset, k)
+    except ValueError as exc:
+        return ValueThenGuided(guided, None), f"no value prediction: {str(exc).splitlines()[0]}"
+    return ValueThenGuided(guided, vp), ""
 
 
 def percent_below_oz(oz: int, final: int) -> float:

@@ -30,6 +30,7 @@ from .compiler.metrics import reduction
 from .compiler.search import OZ_PIPELINE, REWARD_SPACE, Budget, SearchPolicy, search_benchmark
 from .compiler.toolchain import find_tool
 from .compiler.validation import SemanticsResult, miscompile_report, validate_semantics, write_miscompiles
+from .pretrained import resolve_checkpoint
 
 DEFAULT_SECONDS = 60.0  # guided search's wall time per benchmark when no budget is given (the reference's, §3)
 PROG = "compilerdream optimize"
@@ -50,10 +51,13 @@ def load_guided(checkpoint: str | None, device: str = "auto") -> tuple[SearchPol
     A missing checkpoint directory is a usage error (raised); an agent package that
     cannot be imported (not installed, torch missing) is a fallback, explained.
     """
+    from .pretrained import describe_missing
+
     if not checkpoint:
         return None, "no checkpoint given"
+    checkpoint = resolve_checkpoint(checkpoint)
     if not os.path.isdir(checkpoint):
-        raise UsageError(f"checkpoint directory not found: {checkpoint}")
+        raise UsageError(describe_missing(checkpoint))
     try:
         from .search import load_guided_policy  # type: ignore[attr-defined]
     except ImportError as exc:
@@ -132,7 +136,10 @@ _positive_float, _positive_int = positive(float), positive(int)
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Optimize one program for code size; never worse than -Oz.")
     p.add_argument("input", help="a .c, .cc, .ll or .bc file")
-    p.add_argument("--checkpoint", default=None, help="trained agent directory: guided search (else search alone)")
+    p.add_argument(
+        "--checkpoint", default=None, type=resolve_checkpoint,
+        help="trained agent directory, or `default` for the shipped agent: guided search (else search alone)",
+    )
     p.add_argument(
         "--search-seconds",
         type=_positive_float,
@@ -156,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="pass-sequence coreset tried before search: default (LLVM 19, shipped), nvp50 (Coreset-NVP's 50), "
         "a coreset JSON file, or none",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=5,
+        help="with --checkpoint: coreset sequences the agent's value prediction compiles before guided search "
+        "(default 5; 0 = guided search alone)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-space", default="NoLimit")
@@ -188,6 +200,7 @@ _VALUE_OPTIONS = {
     "--action-space",
     "--device",
     "--coreset",
+    "--top-k",
 }
 
 
@@ -255,17 +268,22 @@ def _search(args, benchmark: Benchmark) -> tuple[list, str, str]:
     which need not be the `--action-space` the rest of optimize uses.
     """
     guided, why_not = load_guided(args.checkpoint, args.device)
+    start = "o0"
     if guided is not None:
-        policy: SearchPolicy = guided
+        from .coreset import agent_policy
+
+        policy, no_vp = agent_policy(guided, args.coreset, args.top_k)
+        start = guided.settings.start
         budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
-        note = f"guided search with the agent in {args.checkpoint} within {budget.describe()}"
+        note = f"{policy.describe()} with the agent in {args.checkpoint} within {budget.describe()}"
+        note += f" ({no_vp})" if no_vp else ""
     else:
         policy, budget = default_policy(args.coreset, args.search_seconds, args.search_compilations)
         within = budget.describe() if (args.search_seconds or args.search_compilations) else (
             f"{DEFAULT_SEARCH_SECONDS:g} s (the coreset always finishes)" if args.coreset else f"{DEFAULT_SEARCH_SECONDS:g} s"
         )
         note = f"{why_not}, so the default method: {policy.describe()} within {within}"  # type: ignore[attr-defined]
-    result = search_benchmark(policy, benchmark, budget, action_space=args.action_space, seed=args.seed)
+    result = search_benchmark(policy, benchmark, budget, action_space=args.action_space, seed=args.seed, start=start)
     if result.error:
         raise CompilerDreamError(f"search failed: {result.error}")
     return list(result.best_passes), policy.name, note

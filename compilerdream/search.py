@@ -334,7 +334,9 @@ def _one_hot_like(previous: Any, action: int) -> Any:
 
 def checkpoint_config(directory: str | os.PathLike) -> Config | None:
     """`directory/config.yaml` over the current defaults (keys added since it was written get defaults), or None."""
-    path = Path(directory) / "config.yaml"
+    from compilerdream.pretrained import resolve_checkpoint
+
+    path = Path(resolve_checkpoint(directory)) / "config.yaml"
     if not path.is_file():
         return None
     saved = Config.load(path)
@@ -343,11 +345,13 @@ def checkpoint_config(directory: str | os.PathLike) -> Config | None:
 
 def find_agent_checkpoint(path: str | os.PathLike) -> Path:
     """The checkpoint file: `path` itself if it is a file, else the reference's priority in the folder (§1.3 step 10)."""
-    p = Path(os.path.expanduser(str(path)))
+    from compilerdream.pretrained import describe_missing, resolve_checkpoint
+
+    p = Path(resolve_checkpoint(path))
     if p.is_file():
         return p
     if not p.is_dir():
-        raise FileNotFoundError(f"checkpoint directory not found: {p}")
+        raise FileNotFoundError(describe_missing(p))
     for name in CHECKPOINT_NAMES:
         if (p / name).is_file():
             return p / name
@@ -378,15 +382,41 @@ def load_agent(
     agent = Agent(obs_space, num_actions, config, resolve_device(str(device)))
     payload = torch.load(path, map_location=agent.device, weights_only=False)
     state = payload["agent"] if isinstance(payload, Mapping) and "agent" in payload else payload
-    try:
-        agent.load_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
+    problem = weights_mismatch(agent, state)
+    if problem is None:
+        try:
+            if "model_opt" in state:
+                agent.load_state_dict(state)
+            else:  # weights only (a shipped agent): the optimisers keep their fresh state
+                agent.world_model.load_state_dict(state["world_model"])
+                agent.behavior.load_state_dict(state["behavior"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            problem = str(exc).strip().splitlines()[0]
+    if problem is not None:
         raise ValueError(
-            f"checkpoint {path} does not fit the agent of its config (act_space {settings.act_space}, "
-            f"{num_actions} actions): {str(exc).splitlines()[0]}"
+            f"checkpoint {path} does not fit the agent its config.yaml describes (act_space {settings.act_space}, "
+            f"{num_actions} actions, rssm deter {config['rssm.deter']}): {problem}"
         ) from None
     log.info("loaded %s (%s, %d actions)", path, settings.act_space, num_actions)
     return agent, config
+
+
+def weights_mismatch(agent: Agent, state: Any) -> str | None:
+    """The first difference between a checkpoint's weights and `agent`'s, in one line; None when they fit."""
+    if not isinstance(state, Mapping) or not all(k in state for k in ("world_model", "behavior")):
+        return "not an agent checkpoint (no world_model/behavior weights)"
+    for part in ("world_model", "behavior"):
+        have, saved = getattr(agent, part).state_dict(), state[part]
+        missing = [k for k in have if k not in saved]
+        extra = [k for k in saved if k not in have]
+        if missing or extra:
+            name = (missing or extra)[0]
+            return f"{part}: {len(missing)} weights missing, {len(extra)} unexpected (first: {name})"
+        for key, tensor in have.items():
+            shape = tuple(getattr(saved[key], "shape", ()))
+            if shape != tuple(tensor.shape):
+                return f"{part}.{key} has shape {shape} in the checkpoint, {tuple(tensor.shape)} in the agent"
+    return None
 
 
 def load_guided_policy(
@@ -441,7 +471,9 @@ def _load_dir(config: Mapping[str, Any]) -> Path:
     load_dir = str(config["load_logdir"])
     if load_dir in ("", "/dev/null"):
         raise SystemExit("compilerdream: --load_logdir DIR is required: a trained agent's checkpoint folder")
-    return Path(os.path.expanduser(load_dir))
+    from compilerdream.pretrained import resolve_checkpoint
+
+    return Path(resolve_checkpoint(load_dir))
 
 
 # ---------------------------------------------------------------------------------------------

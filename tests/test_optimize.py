@@ -206,6 +206,38 @@ def test_guided_search_with_a_trained_debug_checkpoint(tmp_path, monkeypatch, ca
         capture_output=True, text=True,
     )  # fmt: skip
     assert opt.returncode == 0, opt.stderr  # the printed pipeline parses in opt
+    assert "no value prediction" in summary["notes"][0] and "oz_continue" in summary["notes"][0]
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_value_prediction_then_guided_search_with_an_oz_aware_checkpoint(tmp_path, monkeypatch, capsys):
+    """An agent with NoLimit + the -Oz-continue action ranks the shipped coreset: its top 2 sequences, then guided search."""
+    from compilerdream.compiler.coreset import load_coreset
+    from compilerdream.coreset import ValuePrediction
+    from compilerdream.search import load_guided_policy
+
+    data_root = tmp_path / "data"
+    write_file_dataset(data_root, "progs", {"crc32": Benchmark.from_file(QSORT.parent / "crc32.c").data})
+    checkpoint = train_checkpoint(tmp_path / "agent", data_root, extra=["--compilergym.oz_continue", "True"])
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    shipped = load_coreset("default")
+    # the top 2 sequences alone: exactly their passes are compiled, -Oz's output counted once
+    guided = load_guided_policy(str(checkpoint), "cpu")
+    vp = ValuePrediction(guided.agent, guided.settings, "default", 2)
+    benchmark = optimize.load_input(str(QSORT))
+    found = search_benchmark(vp, benchmark, Budget(compilations=10_000), seed=0)
+    assert sorted(vp.last_ranking) == list(range(len(shipped)))
+    top = [shipped.sequences[i] for i in vp.last_ranking[:2]]
+    assert found.compilations == sum(len(s.passes) for s in top) + any(s.start == "oz" for s in top)
+    budget = found.compilations + 10
+    code, summary, _ = run_json(
+        [str(QSORT), "--checkpoint", str(checkpoint), "--device", "cpu", "--search-compilations", str(budget),
+         "--top-k", "2"], capsys,
+    )  # fmt: skip
+    assert code == 0 and summary["notes"][0].startswith("the agent's top 2 of the ")
+    assert summary["result"] <= min(summary["Oz"], found.final)  # guided search only adds to what the top 2 found
+    assert instruction_count(tmp_path / "qsort.opt.bc") == summary["result"]
 
 
 @pytest.mark.usefixtures("single_thread")
