@@ -371,228 +371,327 @@ def find_checkpoint(directory: Path) -> Path | None:
     return None
 
 
-# ------------------------------------------------------------------------- main
-def run(config, argv: Sequence[str] = ()) -> dict:
-    """Train (or only test) an agent as configured. Returns the final counters and last test metrics."""
-    from compilerdream.agent import Agent
-    from compilerdream.logger import Logger
-    from compilerdream.replay import Replay
-    from compilerdream.task import TaskSettings, coreset_action_sequences
-    from compilerdream.vec_env import VecTask
+# ---------------------------------------------------------------------- trainer
+class Trainer:
+    """The training loop as named steps (REFERENCE §1.3): resume, prefill, pretrain, train, evaluate, checkpoint.
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    check_settings(config)
-    if config["coreset_mode"] and str(config["compilergym.act_space"]) != "NoLimit":
-        raise SystemExit(
-            "compilerdream: coreset_mode needs --compilergym.act_space NoLimit (the 50 coreset sequences index "
-            f"the 124 flags), not {config['compilergym.act_space']}"
-        )
-    try:  # the coreset is read (and checked against the action space) before any work starts
-        forced = coreset_action_sequences(str(config["coreset"]), TaskSettings.from_config(config)) if config["coreset_mode"] else None
-    except ValueError as exc:
-        raise SystemExit(f"compilerdream: {exc}") from None
-    logdir = prepare_logdir(config, argv)
-    device = resolve_device(str(config["device"]))
-    seed_everything(int(config["seed"]))
+    `Trainer(config, argv)` checks the settings and builds the run's parts (logdir, replay,
+    logger, tasks, agent); `run()` drives them and always closes them. Each step is one
+    method, so a reader (or a subclass) finds where a thing happens by its name:
+
+    * `resume()`: a checkpoint from `--load_logdir`, or this logdir's own after a kill;
+    * `prefill()`: random episodes until `prefill` env steps, then `pretrain()` updates;
+    * `collect(steps)`: the agent acts; due updates (`train_step()`) run while the
+      compiler workers apply the actions;
+    * `evaluate()`: validation (best checkpoint) and the test every `test_interval`;
+    * `checkpoint(name)`: agent, counters and RNG states, written atomically.
+    """
+
+    def __init__(self, config, argv: Sequence[str] = ()):
+        from compilerdream.task import TaskSettings, coreset_action_sequences
+
+        check_settings(config)
+        if config["coreset_mode"] and str(config["compilergym.act_space"]) != "NoLimit":
+            raise SystemExit(
+                "compilerdream: coreset_mode needs --compilergym.act_space NoLimit (the 50 coreset sequences index "
+                f"the 124 flags), not {config['compilergym.act_space']}"
+            )
+        try:  # the coreset is read (and checked against the action space) before any work starts
+            self.forced = (coreset_action_sequences(str(config["coreset"]), TaskSettings.from_config(config))
+                           if config["coreset_mode"] else None)
+        except ValueError as exc:
+            raise SystemExit(f"compilerdream: {exc}") from None
+        self.config = config
+        self.logdir = prepare_logdir(config, argv)
+        self.device = resolve_device(str(config["device"]))
+        seed_everything(int(config["seed"]))
+        set_threads(self.device)
+        self.test_only = bool(config["test_only"])
+        self.batch_size, self.seq_len = int(config["dataset.batch"]), int(config["dataset.length"])
+        stop_steps = int(config["stop_steps"])
+        #: The run ends at this many env steps (`steps`, or `stop_steps` when smaller and set).
+        self.step_limit = min(int(config["steps"]), stop_steps if stop_steps > 0 else int(config["steps"]))
+
+        self.replay = self._make_replay()
+        stats = self.replay.stats()
+        self.counters = {"step": stats.get("total_steps", self.replay.num_steps), "updates": 0, "eval_count": 0,
+                         "best_val": -1.0, "episodes": stats.get("total_episodes", self.replay.num_episodes)}
+        self.logger = self._make_logger()
+        self.train_vec = self.val_vec = self.test_vec = None
+        self.bar = None
+        self.runner: EpisodeRunner | None = None
+        self.carry = None  # the world model's last posterior, passed back to agent.train
+        self.since_train = 0  # env steps since updates were last scheduled
+        self.pending = 0  # updates due, run while the compiler works
+        self.metrics: dict[str, list[float]] = defaultdict(list)
+        self.recent_returns: list[float] = []
+        self.recent_reductions: list[float] = []
+        self.last_test: dict[str, float] = {}
+        self.last_test_step = -1
+        self.resumed = False
+        self.loaded_from: Path | None = None
+        self.started = time.monotonic()
+        self.interrupted = False
+        try:
+            self._make_tasks()
+            self.agent = self._make_agent()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ parts
+    def _make_replay(self):
+        from compilerdream.replay import Replay
+
+        return Replay.from_config(self.logdir / "train_episodes", self.config)
+
+    def _make_logger(self):
+        from compilerdream.logger import JSONLOutput, Logger, TensorBoardOutput, TerminalOutput
+
+        terminal = TerminalOutput(pattern=r"^(train/(return|reduction)|losses/(model_loss|reward_loss|actor_ent|"
+                                  r"critic_loss)|fps|val/val_reduction_geomean|test/test_reduction_geomean)$")
+        logger = Logger(self.logdir, lambda: self.counters["step"],
+                        outputs=[terminal, JSONLOutput(self.logdir), TensorBoardOutput(self.logdir)])
+        logger.config(dict(self.config))
+        return logger
+
+    def _make_tasks(self) -> None:
+        from compilerdream.vec_env import VecTask
+
+        config = self.config
+        if not self.test_only:
+            self.train_vec = VecTask([make_task(config, "train", i) for i in range(int(config["envs"]))])
+        if config["enable_val"] and not self.test_only:
+            self.val_vec = VecTask([make_task(config, "val", 1000)])
+        if config["enable_test"]:
+            self.test_vec = VecTask([make_task(config, "test", 2000)])
+        if (self.train_vec or self.test_vec or self.val_vec) is None:
+            raise SystemExit("compilerdream: nothing to do: --test_only True needs --enable_test True")
+
+    def _make_agent(self):
+        from compilerdream.agent import Agent
+
+        first_task = (self.train_vec or self.test_vec or self.val_vec).tasks[0]
+        obs_space = {k: shape for k, (shape, _dtype) in first_task.obs_space.items()}
+        self.num_actions = int(first_task.num_actions)
+        return Agent(obs_space, self.num_actions, self.config, self.device)
+
+    # ------------------------------------------------------------- named steps
+    def resume(self) -> None:
+        """Load `--load_logdir`'s checkpoint (weights only), or this logdir's own to continue a killed run."""
+        load_dir = Path(os.path.expanduser(str(self.config["load_logdir"])))
+        source = find_checkpoint(load_dir) if str(load_dir) != "/dev/null" and load_dir.exists() else None
+        if str(load_dir) != "/dev/null" and source is None:
+            raise SystemExit(f"compilerdream: --load_logdir {load_dir} holds no checkpoint ({BEST_VAL} or {CHECKPOINT})")
+        if source is not None:
+            log.info("loading checkpoint %s", source)
+            load_checkpoint(source, self.agent)
+            self.loaded_from = source
+        elif (self.logdir / CHECKPOINT).exists():
+            log.info("resuming from %s", self.logdir / CHECKPOINT)
+            saved = load_checkpoint(self.logdir / CHECKPOINT, self.agent)
+            self.counters.update({k: v for k, v in saved.items() if k != "step"})
+            self.counters["step"] = max(self.counters["step"], int(saved.get("step", 0)))
+            self.resumed = True
+        elif self.test_only:
+            raise SystemExit("compilerdream: --test_only needs a checkpoint: pass --load_logdir DIR")
+
+    def prefill(self) -> None:
+        """Random episodes until `prefill` env steps (at least one episode), then `pretrain` updates.
+
+        Skipped after a resume; pretraining is skipped too when weights were loaded.
+        """
+        config = self.config
+        steps = max(0, int(config["prefill"]) - self.counters["step"])
+        if steps and not self.resumed:
+            log.info("prefill: %d random steps", steps)
+            rng = np.random.default_rng(int(config["seed"]))
+            eye = np.eye(self.num_actions, dtype=np.float32)
+
+            def random_policy(obs, state):
+                return eye[rng.integers(self.num_actions, size=len(obs["reward"]))], None
+
+            self.runner.run(random_policy, steps=steps, on_step=self.on_step, on_episode=self.on_episode,
+                            stop=self.out_of_time, while_compiling=self.run_pending_updates)
+            if self.replay.num_episodes == 0:
+                self.runner.run(random_policy, episodes=1, on_step=self.on_step, on_episode=self.on_episode)
+            self.runner.discard_partial()
+        if not self.resumed and self.loaded_from is None:
+            self.pretrain()
+
+    def pretrain(self) -> None:
+        log.info("pretrain: %d updates", int(self.config["pretrain"]))
+        for _ in range(int(self.config["pretrain"])):
+            self.train_step()
+
+    def train_step(self) -> None:
+        """One world-model and actor-critic update on a batch sampled from the replay."""
+        if self.replay.num_episodes == 0:
+            return
+        batch = self.replay.sample(self.batch_size, self.seq_len)
+        self.carry, metrics = self.agent.train(batch, self.carry)
+        self.counters["updates"] += 1
+        for key, value in metrics.items():
+            self.metrics[key].append(value)
+
+    def run_pending_updates(self) -> None:
+        """The updates that are due, run while the compiler workers apply the next actions."""
+        while self.pending > 0:
+            self.pending -= 1
+            self.train_step()
+
+    def collect(self, steps: int) -> None:
+        """`steps` env steps with the agent's policy; updates are scheduled every `train_every` steps."""
+        self.runner.run(self.train_policy, steps=steps, on_step=self.on_step, on_episode=self.on_episode,
+                        stop=self.out_of_time, while_compiling=self.run_pending_updates)
+
+    def train_policy(self, obs, state):
+        # Fixes REFERENCE §7.4: exploration only while expl_until holds (0 = always explore, as trained).
+        expl_until = int(self.config["expl_until"])
+        mode = "explore" if expl_until <= 0 or self.counters["step"] < expl_until else "train"
+        return self.agent.policy(obs, state, mode=mode)
+
+    def evaluate(self) -> None:
+        """Validation (keeps the best checkpoint) and, every `test_interval` evaluations, the test."""
+        config, counters = self.config, self.counters
+        if config["no_eval"]:
+            return
+        if self.val_vec is not None:
+            value = run_validation(self.agent, config, self.logger, self.val_vec)
+            if value > counters["best_val"]:
+                counters["best_val"] = value
+                self.checkpoint(BEST_VAL)
+        if self.test_vec is not None and counters["eval_count"] % int(config["test_interval"]) == 0:
+            if config["save_all_models"]:
+                self.checkpoint(f"variables_s{counters['step']}.pt")
+            self.test(final=False)
+        counters["eval_count"] += 1
+
+    def test(self, final: bool) -> None:
+        self.last_test = run_test(self.agent, self.config, self.logdir, self.counters["step"], self.logger, self.test_vec)
+        self.last_test_step = self.counters["step"]
+        if final:
+            print(f"[final test step {self.counters['step']}] reduction geomean "
+                  f"{self.last_test['test_reduction_geomean']:.4f}; table: {self.logdir / 'test_results.md'}")
+        else:
+            print(f"[test step {self.counters['step']}] reduction geomean {self.last_test['test_reduction_geomean']:.4f} "
+                  f"(raw {self.last_test['test_raw_reduction_geomean']:.4f}); table: {self.logdir / 'test_results.md'}")
+
+    def checkpoint(self, name: str = CHECKPOINT) -> None:
+        save_checkpoint(self.logdir / name, self.agent, self.counters)
+
+    # ---------------------------------------------------------------- callbacks
+    def on_episode(self, episode: dict, info: dict) -> None:
+        """A finished training episode: into the replay (errored ones are counted, not replayed) and the logs."""
+        summary = episode_summary(episode, info)
+        self.counters["episodes"] += 1
+        if summary["error"]:
+            log.warning("episode on %s hit a compiler error and is not replayed: %s", summary["benchmark"], summary["error"])
+        self.replay.add_episode(episode)  # filters and errored episodes are counted in replay.stats()
+        self.logger.scalar("train/return", summary["score"])
+        self.logger.scalar("train/reduction", summary["reduction"])
+        self.logger.scalar("train/length", summary["length"])
+        stats = self.replay.stats()
+        for key in ("total_steps", "total_episodes", "filtered_return", "filtered_reward", "errored"):
+            if key in stats:
+                self.logger.scalar(f"replay/{key}", stats[key])
+        self.recent_returns.append(summary["score"])
+        self.recent_reductions.append(summary["reduction"])
+
+    def on_step(self, n: int) -> None:
+        """Counts env steps, schedules `train_steps` updates every `train_every` steps, logs every `log_every`."""
+        config, counters = self.config, self.counters
+        counters["step"] += n
+        self.since_train += n
+        if counters["step"] >= int(config["prefill"]) and self.since_train >= int(config["train_every"]):
+            self.since_train = 0
+            self.pending += int(config["train_steps"])
+        if counters["step"] % int(config["log_every"]) == 0 and self.metrics:
+            self.logger.add({k: float(np.mean(v)) for k, v in self.metrics.items()}, prefix="losses")
+            self.metrics.clear()
+            self.logger.write(fps=True)
+        if self.bar is not None:
+            self.bar.update(n)
+            if self.recent_returns:
+                self.bar.set_postfix(ret=f"{np.mean(self.recent_returns[-20:]):.3f}",
+                                     red=f"{np.mean(self.recent_reductions[-20:]):.3f}", refresh=False)
+
+    # ----------------------------------------------------------------- stopping
+    def out_of_time(self) -> bool:
+        minutes = float(self.config["train_minutes"])
+        return self.interrupted or (minutes > 0 and time.monotonic() - self.started > minutes * 60)
+
+    def finished(self) -> bool:
+        return self.counters["step"] >= self.step_limit or self.out_of_time()
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        print("\ncompilerdream: interrupted — saving a checkpoint and stopping (Ctrl-C again to abort)", file=sys.stderr)
+
+    # ---------------------------------------------------------------------- run
+    def run(self) -> dict:
+        """Resume, prefill, then alternate evaluation and `eval_every` training steps; a final test and checkpoint."""
+        config = self.config
+        try:
+            self.resume()
+        except BaseException:
+            self.close()
+            raise
+        previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            self.bar = progress_bar(total=self.step_limit, initial=self.counters["step"], desc="train", unit="step",
+                                    dynamic_ncols=True, disable=self.test_only)
+            if self.train_vec is not None:
+                self.runner = EpisodeRunner(self.train_vec, forced_sequences=self.forced,
+                                            rng=np.random.default_rng(int(config["seed"])))
+                self.prefill()
+            while True:
+                self.evaluate()
+                if self.test_only or self.train_vec is None or self.finished():
+                    break
+                self.collect(max(1, min(int(config["eval_every"]), self.step_limit - self.counters["step"])))
+                self.checkpoint()
+            if self.train_vec is not None:
+                self.checkpoint()
+                if self.test_vec is not None and not config["no_eval"] and self.last_test_step != self.counters["step"]:
+                    self.test(final=True)  # so that the trained agent's result is always reported
+        except KeyboardInterrupt:
+            self.checkpoint()
+            print(f"compilerdream: aborted; checkpoint saved to {self.logdir / CHECKPOINT}", file=sys.stderr)
+        except Exception:
+            try:
+                self.checkpoint(ERROR_CHECKPOINT)
+            finally:
+                raise
+        finally:
+            signal.signal(signal.SIGINT, previous_handler)
+            self.close()
+        return {"counters": self.counters, "test": self.last_test, "logdir": str(self.logdir)}
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.logger.close()
+        for vec in (self.train_vec, self.val_vec, self.test_vec):
+            if vec is not None:
+                vec.close()
+
+
+def set_threads(device: str) -> None:
+    """One torch thread on CPU (the compiler workers need the other core), a few with a GPU."""
     import torch
 
     torch.set_num_threads(1 if device == "cpu" else max(1, min(os.cpu_count() or 1, 4)))
 
-    replay = Replay.from_config(logdir / "train_episodes", config)
-    counters = {"step": replay.stats().get("total_steps", replay.num_steps), "updates": 0, "eval_count": 0,
-                "best_val": -1.0, "episodes": replay.stats().get("total_episodes", replay.num_episodes)}
-    from compilerdream.logger import JSONLOutput, TensorBoardOutput, TerminalOutput
 
-    terminal = TerminalOutput(pattern=r"^(train/(return|reduction)|losses/(model_loss|reward_loss|actor_ent|critic_loss)|fps|val/val_reduction_geomean|test/test_reduction_geomean)$")
-    logger = Logger(logdir, lambda: counters["step"], outputs=[terminal, JSONLOutput(logdir), TensorBoardOutput(logdir)])
-    logger.config(dict(config))
-
-    test_only = bool(config["test_only"])
-    train_vec = VecTask([make_task(config, "train", i) for i in range(int(config["envs"]))]) if not test_only else None
-    val_vec = VecTask([make_task(config, "val", 1000)]) if config["enable_val"] and not test_only else None
-    test_vec = VecTask([make_task(config, "test", 2000)]) if config["enable_test"] else None
-    probe = (train_vec or test_vec or val_vec)
-    if probe is None:
-        raise SystemExit("compilerdream: nothing to do: --test_only True needs --enable_test True")
-    first_task = probe.tasks[0]
-    obs_space = {k: shape for k, (shape, _dtype) in first_task.obs_space.items()}
-    num_actions = int(first_task.num_actions)
-    agent = Agent(obs_space, num_actions, config, device)
-
-    # ---------------------------------------------------------- checkpoints
-    load_dir = Path(os.path.expanduser(str(config["load_logdir"])))
-    source = find_checkpoint(load_dir) if str(load_dir) != "/dev/null" and load_dir.exists() else None
-    if str(load_dir) != "/dev/null" and source is None:
-        raise SystemExit(f"compilerdream: --load_logdir {load_dir} holds no checkpoint ({BEST_VAL} or {CHECKPOINT})")
-    resumed = False
-    if source is not None:
-        log.info("loading checkpoint %s", source)
-        load_checkpoint(source, agent)
-    elif (logdir / CHECKPOINT).exists():
-        log.info("resuming from %s", logdir / CHECKPOINT)
-        saved = load_checkpoint(logdir / CHECKPOINT, agent)
-        counters.update({k: v for k, v in saved.items() if k != "step"})
-        counters["step"] = max(counters["step"], int(saved.get("step", 0)))
-        resumed = True
-    elif test_only:
-        raise SystemExit("compilerdream: --test_only needs a checkpoint: pass --load_logdir DIR")
-
-    def save(path=CHECKPOINT):
-        save_checkpoint(logdir / path, agent, counters)
-
-    # ------------------------------------------------------------ collectors
-    metrics_acc: dict[str, list[float]] = defaultdict(list)
-    train_state = {"carry": None, "since_train": 0, "pending": 0}
-    batch_size, seq_len = int(config["dataset.batch"]), int(config["dataset.length"])
-
-    def on_train_episode(episode, info):
-        s = episode_summary(episode, info)
-        counters["episodes"] += 1
-        if s["error"]:
-            log.warning("episode on %s hit a compiler error and is not replayed: %s", s["benchmark"], s["error"])
-        replay.add_episode(episode)  # filters and errored episodes are counted in replay.stats()
-        logger.scalar("train/return", s["score"])
-        logger.scalar("train/reduction", s["reduction"])
-        logger.scalar("train/length", s["length"])
-        stats = replay.stats()
-        for key in ("total_steps", "total_episodes", "filtered_return", "filtered_reward", "errored"):
-            if key in stats:
-                logger.scalar(f"replay/{key}", stats[key])
-        recent_returns.append(s["score"])
-        recent_reductions.append(s["reduction"])
-
-    recent_returns: list[float] = []
-    recent_reductions: list[float] = []
-
-    def run_pending_updates():
-        """The updates that are due, run while the compiler workers apply the next actions."""
-        while train_state["pending"] > 0:
-            train_state["pending"] -= 1
-            train_update()
-
-    def train_update():
-        if replay.num_episodes == 0:
-            return
-        batch = replay.sample(batch_size, seq_len)
-        train_state["carry"], mets = agent.train(batch, train_state["carry"])
-        counters["updates"] += 1
-        for k, v in mets.items():
-            metrics_acc[k].append(v)
-
-    def on_train_step(n):
-        counters["step"] += n
-        train_state["since_train"] += n
-        if counters["step"] >= int(config["prefill"]) and train_state["since_train"] >= int(config["train_every"]):
-            train_state["since_train"] = 0
-            train_state["pending"] += int(config["train_steps"])
-        if counters["step"] % int(config["log_every"]) == 0 and metrics_acc:
-            logger.add({k: float(np.mean(v)) for k, v in metrics_acc.items()}, prefix="losses")
-            metrics_acc.clear()
-            logger.write(fps=True)
-        if bar is not None:
-            bar.update(n)
-            if recent_returns:
-                bar.set_postfix(ret=f"{np.mean(recent_returns[-20:]):.3f}", red=f"{np.mean(recent_reductions[-20:]):.3f}",
-                               refresh=False)
-
-    # --------------------------------------------------------------- stopping
-    started = time.monotonic()
-    minutes = float(config["train_minutes"])
-    interrupted = {"flag": False}
-
-    def out_of_time() -> bool:
-        return interrupted["flag"] or (minutes > 0 and time.monotonic() - started > minutes * 60)
-
-    def on_sigint(signum, frame):
-        if interrupted["flag"]:
-            raise KeyboardInterrupt
-        interrupted["flag"] = True
-        print("\ncompilerdream: interrupted — saving a checkpoint and stopping (Ctrl-C again to abort)", file=sys.stderr)
-
-    previous_handler = signal.signal(signal.SIGINT, on_sigint)
-    bar = None
-    last_test: dict[str, float] = {}
-    last_test_step = -1
-    try:
-        stop_steps = int(config["stop_steps"])
-        total = min(int(config["steps"]), stop_steps if stop_steps > 0 else int(config["steps"]))
-        bar = progress_bar(total=total, initial=counters["step"], desc="train", unit="step", dynamic_ncols=True,
-                   disable=test_only)
-        if train_vec is not None:
-            runner = EpisodeRunner(train_vec, forced_sequences=forced,
-                                   rng=np.random.default_rng(int(config["seed"])))
-            prefill = max(0, int(config["prefill"]) - counters["step"])
-            if prefill and not resumed:
-                log.info("prefill: %d random steps", prefill)
-                rng = np.random.default_rng(int(config["seed"]))
-
-                def random_policy(obs, state):
-                    n = len(obs["reward"])
-                    return np.eye(num_actions, dtype=np.float32)[rng.integers(num_actions, size=n)], None
-
-                runner.run(random_policy, steps=prefill, on_step=on_train_step, on_episode=on_train_episode, stop=out_of_time,
-                           while_compiling=run_pending_updates)
-                if replay.num_episodes == 0:
-                    runner.run(random_policy, episodes=1, on_step=on_train_step, on_episode=on_train_episode)
-                runner.discard_partial()
-            if not resumed and source is None:
-                log.info("pretrain: %d updates", int(config["pretrain"]))
-                for _ in range(int(config["pretrain"])):
-                    train_update()
-            # Fixes REFERENCE §7.4: exploration only while expl_until holds (0 = always explore, as trained).
-            expl_until = int(config["expl_until"])
-
-            def train_policy(obs, state):
-                mode = "explore" if expl_until <= 0 or counters["step"] < expl_until else "train"
-                return agent.policy(obs, state, mode=mode)
-
-        while True:
-            if not config["no_eval"]:
-                if val_vec is not None:
-                    vg = run_validation(agent, config, logger, val_vec)
-                    if vg > counters["best_val"]:
-                        counters["best_val"] = vg
-                        save(BEST_VAL)
-                if test_vec is not None and counters["eval_count"] % int(config["test_interval"]) == 0:
-                    if config["save_all_models"]:
-                        save(f"variables_s{counters['step']}.pt")
-                    last_test = run_test(agent, config, logdir, counters["step"], logger, test_vec)
-                    last_test_step = counters["step"]
-                    print(f"[test step {counters['step']}] reduction geomean {last_test['test_reduction_geomean']:.4f} "
-                          f"(raw {last_test['test_raw_reduction_geomean']:.4f}); table: {logdir / 'test_results.md'}")
-                counters["eval_count"] += 1
-            if test_only or train_vec is None:
-                break
-            if (stop_steps > 0 and counters["step"] >= stop_steps) or counters["step"] >= int(config["steps"]) or out_of_time():
-                break
-            limit = min(int(config["steps"]), stop_steps if stop_steps > 0 else int(config["steps"]))
-            runner.run(train_policy, steps=max(1, min(int(config["eval_every"]), limit - counters["step"])), on_step=on_train_step,
-                       on_episode=on_train_episode, stop=out_of_time, while_compiling=run_pending_updates)
-            save()
-        if train_vec is not None:
-            save()
-            if test_vec is not None and not config["no_eval"] and last_test_step != counters["step"]:
-                # A final test, so the trained agent's result is always reported.
-                last_test = run_test(agent, config, logdir, counters["step"], logger, test_vec)
-                print(f"[final test step {counters['step']}] reduction geomean {last_test['test_reduction_geomean']:.4f}; "
-                      f"table: {logdir / 'test_results.md'}")
-    except KeyboardInterrupt:
-        save()
-        print(f"compilerdream: aborted; checkpoint saved to {logdir / CHECKPOINT}", file=sys.stderr)
-    except Exception:
-        try:
-            save(ERROR_CHECKPOINT)
-        finally:
-            raise
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
-        if bar is not None:
-            bar.close()
-        logger.close()
-        for vec in (train_vec, val_vec, test_vec):
-            if vec is not None:
-                vec.close()
-    return {"counters": counters, "test": last_test, "logdir": str(logdir)}
+# ------------------------------------------------------------------------- main
+def run(config, argv: Sequence[str] = ()) -> dict:
+    """Train (or only test) an agent as configured. Returns the final counters and last test metrics."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return Trainer(config, argv).run()
 
 
 def main(argv: list[str] | None = None) -> int:
