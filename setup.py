@@ -144,6 +144,8 @@ setup(
         # a bare range here would pull a multi-GB CUDA build on CPU machines.
         "agent": ["torch>=2.2", "tensorboard>=2.10", "matplotlib>=3.5"],
         "dev": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4", "pybind11>=2.10"],
+        # --executor ray and --env_backend ray: Ray 2.x (tested with 2.60); its 3.x may change the API.
+        "ray": ["ray>=2.9,<3"],
     },
     entry_points={"console_scripts": ["compilerdream=compilerdream.cli:main"]},
     zip_safe=False,

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import functools
 import hashlib
 import io
 import json
@@ -155,17 +154,23 @@ def package_of(uri: str) -> str:
     return inside[0] if len(inside) > 1 else Path(root).name
 
 
-@functools.lru_cache(maxsize=4096)
+_DATASET_ROOTS: dict[str, str | None] = {}  # a plain dict, not lru_cache: Ray sends this script's functions by value
+
+
 def _dataset_root(directory: str) -> str | None:
     """The nearest folder at or above `directory` holding dataset metadata (as `metrics.dataset_of` finds it)."""
-    for folder in (Path(directory), *Path(directory).parents):
-        if (
-            (folder / "manifest.json").is_file()
-            or (folder / "metadata.json").is_file()
-            or any(folder.glob("metadata_*.json"))
-        ):
-            return str(folder)
-    return None
+    if directory not in _DATASET_ROOTS:
+        _DATASET_ROOTS[directory] = next(
+            (
+                str(folder)
+                for folder in (Path(directory), *Path(directory).parents)
+                if (folder / "manifest.json").is_file()
+                or (folder / "metadata.json").is_file()
+                or any(folder.glob("metadata_*.json"))
+            ),
+            None,
+        )
+    return _DATASET_ROOTS[directory]
 
 
 def result_row(
@@ -456,21 +461,65 @@ def _worker_init() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
 
+def resume_partial(partial: Path, settings: Settings, specs: Sequence[str | Benchmark]) -> dict[int, list[dict]]:
+    """Programs a killed run with the same settings and programs finished (index -> rows); else a fresh start.
+
+    `results.partial.jsonl` gets one line per finished program; `results.partial.settings.json`
+    says which settings and programs those lines belong to.
+    """
+    stamp_path = partial.with_suffix(".settings.json")
+    stamp = {
+        "settings": repr(settings),
+        "programs": [s.uri if isinstance(s, Benchmark) else str(s) for s in specs],
+    }
+    try:
+        same = json.loads(stamp_path.read_text()) == stamp
+    except (OSError, ValueError):
+        same = False
+    done: dict[int, list[dict]] = {}
+    if same and partial.exists():
+        for line in partial.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                done[int(entry["index"])] = entry["rows"]
+            except (ValueError, KeyError, TypeError):  # the line a kill cut short
+                continue
+        return done
+    partial.unlink(missing_ok=True)
+    stamp_path.write_text(json.dumps(stamp))
+    return done
+
+
+def _measure_item(item: tuple[int, str | Benchmark], settings: Settings) -> list[dict]:
+    return measure_program(item[1], settings)
+
+
 def measure_all(
-    specs: Sequence[str | Benchmark], settings: Settings, jobs: int, progress: bool, partial: Path | None
+    specs: Sequence[str | Benchmark],
+    settings: Settings,
+    jobs: int,
+    progress: bool,
+    partial: Path | None,
+    executor: Any = None,
+    done: dict[int, list[dict]] | None = None,
 ) -> list[list[dict]]:
-    """`measure_program` on every program, in input order; a pool process that dies fails its program only."""
-    import concurrent.futures as cf
-    import multiprocessing
+    """`measure_program` on every program, in input order; a pool process that dies fails its program only.
+
+    `executor` (compilerdream.compiler.executor): where; None is a local pool of `jobs` processes.
+    `done`: rows of programs measured by an earlier run of the same settings (by index; not run again).
+    """
+    from compilerdream.compiler.executor import LocalExecutor
 
     results: list[list[dict] | None] = [None] * len(specs)
-    bar = progress_bar(total=len(specs), desc="quality", unit="prog", disable=not progress)
+    for i, rows in (done or {}).items():
+        results[i] = rows
+    bar = progress_bar(total=len(specs), initial=len(done or {}), desc="quality", unit="prog", disable=not progress)
 
     def record(i: int, rows: list[dict]) -> None:
         results[i] = rows
         if partial is not None:
             with partial.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(rows) + "\n")
+                f.write(json.dumps({"index": i, "rows": rows}) + "\n")
         ok = [r for r in rows if not r["error"] and r["method"] not in ("-Oz", "-O3")]
         best = max((r["percent_below_oz"] for r in ok), default=0.0)
         bar.set_postfix_str(f"{package_of(rows[0]['benchmark'])}: best {best:+.1f}% vs -Oz", refresh=False)
@@ -484,29 +533,16 @@ def measure_all(
             for k in settings.methods
         ]
 
-    if jobs <= 1 or len(specs) <= 1:
-        for i, spec in enumerate(specs):
-            record(i, measure_program(spec, settings))
+    todo = [i for i in range(len(specs)) if results[i] is None]
+    if executor is None and (jobs <= 1 or len(todo) <= 1):
+        for i in todo:
+            record(i, measure_program(specs[i], settings))
     else:
         # largest programs first (by bitcode size) so that no large one is left alone at the end
-        todo = sorted(range(len(specs)), key=lambda i: -_size(specs[i]))
-        while todo:  # a broken pool (a process killed) is replaced; the programs it held fail alone
-            ctx = multiprocessing.get_context("spawn")
-            broken = False
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init) as ex:
-                futures = {ex.submit(measure_program, specs[i], settings): i for i in todo}
-                for fut in cf.as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        record(i, fut.result())
-                    except cf.process.BrokenProcessPool as exc:
-                        broken = True
-                        record(i, fail(i, exc))
-                    except Exception as exc:  # noqa: BLE001
-                        record(i, fail(i, exc))
-            todo = [i for i in todo if results[i] is None]
-            if todo and not broken:
-                break
+        todo.sort(key=lambda i: -_size(specs[i]))
+        executor = executor or LocalExecutor(jobs, initializer=_worker_init)
+        for (i, _), rows, error in executor.map_unordered(_measure_item, [(i, specs[i]) for i in todo], settings):
+            record(i, rows if error is None else fail(i, error))
     bar.close()
     return [r for r in results if r is not None]
 
@@ -925,6 +961,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"get {QUICK_MATCHED} compilations when the coreset row is not run",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from compilerdream.compiler.executor import add_executor_args
+
+    add_executor_args(p)
     return p
 
 
@@ -982,8 +1021,23 @@ def run(argv: Sequence[str]) -> int:
     )
     out.mkdir(parents=True, exist_ok=True)
     partial = out / "results.partial.jsonl"
-    partial.unlink(missing_ok=True)
-    per_program = measure_all(programs, settings, args.jobs, not args.no_progress, partial)
+    done = resume_partial(partial, settings, programs)
+    if done:
+        print(f"{PROG}: resuming: {len(done)} of {len(programs)} programs measured by the killed run", file=sys.stderr)
+    if args.executor == "local" and not args.ray_address:
+        per_program = measure_all(programs, settings, args.jobs, not args.no_progress, partial, done=done)
+    else:
+        from compilerdream.compiler.executor import RayMissingError, make_executor
+
+        jobs = args.jobs if args.jobs > 1 else None  # Ray started here: every CPU unless --jobs says
+        try:
+            executor = make_executor(args.executor, jobs, args.ray_address, initializer=_worker_init)
+        except RayMissingError as exc:
+            raise UsageError(str(exc)) from None
+        with executor:
+            per_program = measure_all(
+                programs, settings, args.jobs, not args.no_progress, partial, executor=executor, done=done
+            )
     rows = [r for program_rows in per_program for r in program_rows]
     stats = {settings.label(k): method_stats([r for r in rows if r["method"] == settings.label(k)]) for k in keys}
     meta = {
@@ -1003,11 +1057,13 @@ def run(argv: Sequence[str]) -> int:
         ),  # fmt: skip
         "seed": args.seed,
         "jobs": args.jobs,
+        "executor": args.executor,
         "wall_seconds": time.monotonic() - started,
         "method_notes": method_notes(keys, settings, optimize_budget),
     }
     paths = write_outputs(out, rows, stats, settings, meta, notes)
     partial.unlink(missing_ok=True)
+    partial.with_suffix(".settings.json").unlink(missing_ok=True)
     print(main_table(stats))
     print(
         f"\n{len(per_program)} programs ({inputs_text}); outputs in {out}/: "

@@ -25,6 +25,7 @@ from .compiler.benchmarks import C_SUFFIXES, IR_SUFFIXES, Benchmark, resolve_ben
 from .compiler.default_optimizer import default_budget
 from .compiler.env import LlvmEnv
 from .compiler.errors import CompilerDreamError, UnknownNameError
+from .compiler.executor import add_executor_args, make_executor
 from .compiler.search import (
     SEARCH_STARTS,
     Budget,
@@ -37,6 +38,7 @@ from .compiler.search import (
 )
 from .compiler.validation import miscompile_report, validate_semantics, write_miscompiles
 from .optimize import UsageError, load_guided, positive
+from .pretrained import resolve_checkpoint
 from .report import write_report
 
 PROG = "compilerdream evaluate"
@@ -60,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--dataset", help="a dataset or task name (e.g. cbench-v1)")
     p.add_argument("--split", default="test", help="split of --dataset: train, val or test (default test)")
     p.add_argument("--limit", type=positive(int), default=None, help="at most this many benchmarks")
-    p.add_argument("--checkpoint", default=None, help="trained agent directory (enables the 'guided' method)")
+    p.add_argument(
+        "--checkpoint", default=None, type=resolve_checkpoint,
+        help="trained agent directory, or `default` for the shipped agent (enables the 'guided' method)",
+    )
     p.add_argument(
         "--methods", default=None, help=f"comma-separated from {','.join(ALL_METHODS)} (default: all available)"
     )
@@ -88,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--coreset", default="default", help="for coreset/optimize: default (LLVM 19, shipped), nvp50, or a coreset JSON file"
     )
     p.add_argument("--device", default="auto", help="for guided search: cpu, cuda or auto")
+    p.add_argument(
+        "--jobs",
+        type=positive(int),
+        default=None,
+        help="benchmarks evaluated in parallel (default: 1; with --executor ray, the CPUs here); with --jobs > 1 "
+        "or --executor ray, results.jsonl grows per benchmark and a rerun with the same --out resumes",
+    )
+    add_executor_args(p)
     return p
 
 
@@ -198,6 +211,24 @@ def choose_policies(
     if not policies:
         raise UsageError("no method left to run: " + "; ".join(notes))
     return policies, notes
+
+
+def policy_specs(
+    args: argparse.Namespace, policies: Sequence[SearchPolicy], budget_given: Budget | None, coreset_start: str | None
+) -> list[tuple[str, dict]]:
+    """How a worker process makes the same `policies` as `choose_policies` (see search_executor.build_policies)."""
+    specs: list[tuple[str, dict]] = []
+    requested = [m.strip().lower().lstrip("-") for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
+    methods = list(dict.fromkeys(requested))
+    guided_loaded = len(policies) > len([m for m in methods if m != "guided"])
+    for method in methods:
+        if method in ("coreset", "optimize"):
+            specs.append((method, {"coreset": args.coreset, "budget": budget_given, "start": coreset_start}))
+        elif method != "guided":
+            specs.append((method, {}))
+        elif guided_loaded:  # guided search was loaded here, so a worker can load it too
+            specs.append(("guided", {"checkpoint": os.path.abspath(args.checkpoint), "device": args.device}))
+    return specs
 
 
 # ------------------------------------------------------------------ validation
@@ -379,10 +410,7 @@ def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, st
     for note in notes:
         print(f"{PROG}: {note}", file=sys.stderr)
     os.makedirs(args.out, exist_ok=True)
-    results = run_search(
-        policies,
-        benchmarks,
-        budget,
+    run = dict(
         action_space=args.action_space,
         seed=args.seed,
         out_dir=args.out,
@@ -390,6 +418,14 @@ def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, st
         budgets={"-Oz": ONE_COMPILATION, "-O3": ONE_COMPILATION, **({} if given else {"optimize": default_budget()})},
         start=start,
     )
+    if getattr(args, "executor", "local") == "local" and (getattr(args, "jobs", None) or 1) == 1 and not getattr(args, "ray_address", None):
+        results = run_search(policies, benchmarks, budget, **run)
+    else:  # per benchmark on a process pool or Ray (compilerdream.compiler.search_executor), resumable
+        from .compiler.search_executor import run_search_on
+
+        specs = policy_specs(args, policies, budget if given else None, start_given)
+        with make_executor(args.executor, args.jobs, args.ray_address) as executor:
+            results = run_search_on(executor, specs, benchmarks, budget, **run)
     validation = None
     if args.validate:
         by_uri = {b.uri: b for b in benchmarks}

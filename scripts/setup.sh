@@ -2,7 +2,8 @@
 # Idempotent set-up on Debian/Ubuntu. Installs what is missing and prints every action:
 #   apt: LLVM 19 + clang 19 + csmith, and a C++ compiler and Python headers for the engine;
 #   a Python to install into (see "the Python to install into" below);
-#   pip: torch 2.13 when missing (the build, CPU or CUDA, is up to pip's index), then compilerdream (editable).
+#   pip: torch 2.13 when missing (the build, CPU or CUDA, is up to pip's index), then compilerdream (editable),
+#   then Ray (the [ray] extra) when missing.
 # Options: --force rebuilds the engine and reinstalls the package;
 #          --print-python prints the chosen interpreter's path on stdout (scripts/run.sh uses it).
 # Everything else this script or its commands print goes to stderr.
@@ -143,6 +144,11 @@ if [ "$need_build" = "1" ] || ! "$PY" -m pip show compilerdream >/dev/null 2>&1 
   "${PIP[@]}" --no-build-isolation --config-settings editable_mode=compat -e ".[agent,dev]"
 else
   say "compilerdream installed and its engine is up to date"
+fi
+# The [ray] extra (--executor ray, --env_backend ray; setup.py's pin), also for installs made before it existed.
+if ! "$PY" -c "import ray" 2>/dev/null; then
+  say "pip install 'ray>=2.9,<3' (the [ray] extra)"
+  "${PIP[@]}" "ray>=2.9,<3"
 fi
 say "ready: $("$PY" -c 'import compilerdream.compiler._core as c; print("LLVM", c.LLVM_VERSION)')"
 say "python: $PY"

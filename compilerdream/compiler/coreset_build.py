@@ -20,10 +20,8 @@ deterministic by `--seed`. Outputs: OUT/coreset.json and OUT/report.md.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
 import logging
-import multiprocessing
 import os
 import random
 import shlex
@@ -37,6 +35,7 @@ from typing import Any
 
 from .coreset import OZ_PIPELINE, Coreset, CoresetError, CoresetSequence, nvp50, unique
 from .errors import CompilerDreamError, UnknownNameError
+from .executor import LocalExecutor, RayExecutor, add_executor_args, make_executor
 from .fileio import atomic_write
 from .progress import line_buffered_stdout, progress_bar
 
@@ -264,8 +263,12 @@ def run_stage(
     args: tuple,
     jobs: int,
     progress: bool = True,
+    executor: LocalExecutor | RayExecutor | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run fn(uri, *args) for every URI not yet in `path` (JSONL, one line per program, fsynced)."""
+    """Run fn(uri, *args) for every URI not yet in `path` (JSONL, one line per program, fsynced).
+
+    `executor`: where (compilerdream.compiler.executor); None is a local pool of `jobs` processes.
+    """
     done = _read_jsonl(path)
     todo = [u for u in uris if u not in done]
     bar = progress_bar(total=len(uris), initial=len(uris) - len(todo), desc=name, unit="prog", disable=not progress)
@@ -279,18 +282,13 @@ def run_stage(
             done[row["uri"]] = row
             bar.update(1)
 
-        if jobs <= 1 or len(todo) <= 1:
+        if executor is None and (jobs <= 1 or len(todo) <= 1):
             for uri in todo:
                 record(fn(uri, *args))
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
-                futures = {ex.submit(fn, uri, *args): uri for uri in todo}
-                for fut in cf.as_completed(futures):
-                    try:
-                        record(fut.result())
-                    except Exception as exc:  # a pool process died: that program is logged and skipped
-                        record({"uri": futures[fut], "error": f"{type(exc).__name__}: {exc}"})
+            for uri, row, error in (executor or LocalExecutor(jobs)).map_unordered(fn, todo, *args):
+                # a process (or node) that died for good: that program is logged and skipped
+                record(row if error is None else {"uri": uri, "error": str(error)})
     bar.close()
     return {u: done[u] for u in uris if u in done}
 
@@ -350,8 +348,18 @@ def build_pool(cand_rows: Sequence[dict[str, Any]], include_nvp: bool, cap: int)
     return [s.to_json() | {"origin": i} for i, s in enumerate(unique(seqs))]
 
 
-def build(settings: BuildSettings, out: str | os.PathLike, jobs: int = 2, progress: bool = True, command: str = "") -> Coreset:
-    """The whole build (resumable); returns the coreset and writes OUT/coreset.json and OUT/report.md."""
+def build(
+    settings: BuildSettings,
+    out: str | os.PathLike,
+    jobs: int = 2,
+    progress: bool = True,
+    command: str = "",
+    executor: LocalExecutor | RayExecutor | None = None,
+) -> Coreset:
+    """The whole build (resumable); returns the coreset and writes OUT/coreset.json and OUT/report.md.
+
+    `executor`: where the per-program stages run (None: a local pool of `jobs` processes).
+    """
     settings.check()
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -373,7 +381,7 @@ def build(settings: BuildSettings, out: str | os.PathLike, jobs: int = 2, progre
     programs = sample(train, settings.programs, settings.seed, "train")
     val_programs = sample(val, settings.val_programs, settings.seed, "val")
     # 1. candidates
-    cand_rows = run_stage("candidates", work / "candidates.jsonl", programs, candidates_unit, (fp,), jobs, progress)
+    cand_rows = run_stage("candidates", work / "candidates.jsonl", programs, candidates_unit, (fp,), jobs, progress, executor)
     pool_path = work / "pool.json"
     if pool_path.exists():
         pool = json.loads(pool_path.read_text())
@@ -382,7 +390,7 @@ def build(settings: BuildSettings, out: str | os.PathLike, jobs: int = 2, progre
         atomic_write(pool_path, json.dumps(pool))
     # 2. measurement on the training programs
     measure_set = evenly(programs, settings.measure_programs)
-    measured = run_stage("measure", work / "measure.jsonl", measure_set, measure_unit, (fp, pool), jobs, progress)
+    measured = run_stage("measure", work / "measure.jsonl", measure_set, measure_unit, (fp, pool), jobs, progress, executor)
     rows = [measured[u] for u in measure_set if u in measured]
     # 3. greedy selection per length cap
     selections: dict[int, list[int]] = {}
@@ -395,7 +403,7 @@ def build(settings: BuildSettings, out: str | os.PathLike, jobs: int = 2, progre
     # 4. validation: the union of the selections, measured once
     union = sorted({c for chosen in selections.values() for c in chosen})
     val_pool = [pool[c] for c in union]
-    vmeasured = run_stage("validate", work / "validate.jsonl", val_programs, measure_unit, (fp, val_pool), jobs, progress)
+    vmeasured = run_stage("validate", work / "validate.jsonl", val_programs, measure_unit, (fp, val_pool), jobs, progress, executor)
     vrows = [vmeasured[u] for u in val_programs if u in vmeasured]
     grid: list[dict[str, Any]] = []
     for li, cap in enumerate(settings.lengths):
@@ -514,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=d.seed)
     b.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     b.add_argument("--data-root", default=None)
+    add_executor_args(b)
     s = sub.add_parser("show", help="print a coreset (name or file)")
     s.add_argument("coreset", nargs="?", default="default")
     return p
@@ -552,7 +561,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_root=args.data_root,
         )
         settings.check()
-        coreset = build(settings, args.out, jobs=args.jobs, command=portable_command(argv))
+        if args.executor == "local" and not args.ray_address:
+            coreset = build(settings, args.out, jobs=args.jobs, command=portable_command(argv))
+        else:
+            with make_executor(args.executor, args.jobs, args.ray_address) as executor:
+                coreset = build(settings, args.out, jobs=args.jobs, command=portable_command(argv), executor=executor)
     except (BuildError, CoresetError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -572,16 +585,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def portable_command(argv: Sequence[str]) -> str:
-    """The command as a user reruns it (`--jobs` does not change the result and is left out)."""
+    """The command as a user reruns it (`--jobs` and where it ran do not change the result and are left out)."""
     out, skip = ["compilerdream", "coreset"], False
     for t in argv:
         if skip:
             skip = False
             continue
-        if t == "--jobs":
+        if t in ("--jobs", "--executor", "--ray-address"):
             skip = True
             continue
-        if t.startswith("--jobs="):
+        if t.startswith(("--jobs=", "--executor=", "--ray-address=")):
             continue
         out.append(t)
     return shlex.join(out)

@@ -9,6 +9,7 @@ import os
 import sys
 
 from .errors import CompilerDreamError
+from .executor import add_executor_args, make_executor
 from .search import SEARCH_STARTS, Budget, check_start, make_policy, run_search, summary_table
 from .spaces import action_space
 
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write results.json/.csv and summary.md here")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="programs searched in parallel (default: 1, one after the other; with --executor ray, the CPUs "
+        "here); with --jobs > 1 or --executor ray, a rerun with the same --out resumes",
+    )
+    add_executor_args(p)
     return p
 
 
@@ -74,16 +83,39 @@ def main(argv: list[str] | None = None) -> int:
             from .default_optimizer import default_budget
 
             budgets["optimize"] = default_budget()
-        results = run_search(
-            policies,
-            expand(args.benchmarks),
-            budget,
-            action_space=args.action_space,
-            seed=args.seed,
-            out_dir=args.out,
-            budgets=budgets,
-            start=start or "o0",
-        )
+        if args.jobs is not None and args.jobs <= 0:
+            raise ValueError(f"--jobs must be positive, got {args.jobs}")
+        if args.executor == "local" and (args.jobs or 1) == 1 and not args.ray_address:
+            results = run_search(
+                policies,
+                expand(args.benchmarks),
+                budget,
+                action_space=args.action_space,
+                seed=args.seed,
+                out_dir=args.out,
+                budgets=budgets,
+                start=start or "o0",
+            )
+        else:  # per program on a process pool or Ray; results.jsonl grows as programs finish
+            from .search_executor import run_search_on
+
+            specs = [
+                (m.strip(), {"coreset": args.coreset, "budget": budget if given else None, "start": start})
+                for m in args.methods.split(",")
+                if m.strip()
+            ]
+            with make_executor(args.executor, args.jobs, args.ray_address) as executor:
+                results = run_search_on(
+                    executor,
+                    specs,
+                    expand(args.benchmarks),
+                    budget,
+                    action_space=args.action_space,
+                    seed=args.seed,
+                    out_dir=args.out,
+                    budgets=budgets,
+                    start=start or "o0",
+                )
     except (CompilerDreamError, ValueError) as exc:
         print(f"compilerdream search: {exc}", file=sys.stderr)
         return 2

@@ -198,12 +198,22 @@ def _run_tasks(
     jobs: int,
     on_result: Callable[[dict], None],
     worker: Callable[[dict], dict] = compile_and_measure,
+    executor=None,
 ) -> None:
     """Run `worker` (compile_and_measure) over `tasks` with a sliding window; survive dying workers.
 
     When a worker dies (an LLVM abort), the tasks that were in flight are re-run one
     at a time in a fresh single-worker pool, so only the culprit is marked failed.
+    With an `executor` (compilerdream.compiler.executor, e.g. Ray) each task runs there; a task
+    whose process died for good is marked failed and the others go on.
     """
+    if executor is not None:
+        for task, result, error in executor.map_unordered(worker, tasks):
+            if error is not None:
+                logger.warning("worker died on %s (%s): marked failed", task["name"], error)
+                result = {"name": task["name"], "status": "failed", "error": f"the compiler process died ({error})"}
+            on_result(result)
+        return
     pending = list(reversed(tasks))
     suspects: list[dict] = []
     pool = _pool(jobs)
@@ -257,10 +267,12 @@ def build(
     progress: bool = True,
     sources_description: Sequence[str] = (),
     retry_failed: bool = False,
+    executor=None,
 ) -> BuildReport:
     """Compile `items` into the dataset folder `out`; resumable (items with an unchanged source hash are reused).
 
     Failed items are not retried on resume unless `retry_failed` (their source is unchanged).
+    `executor` (compilerdream.compiler.executor): where files compile; None is a local pool of `jobs`.
 
     `splits` maps group -> train/val/test; by default whole groups are assigned by
     `assign_splits` (per file if there are fewer than three groups).
@@ -355,7 +367,7 @@ def build(
             save()
 
     try:
-        _run_tasks(tasks, jobs, on_result)
+        _run_tasks(tasks, jobs, on_result, executor=executor)
     finally:
         bar.close()
         save()

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import CompilerDreamError
+from ..executor import add_executor_args
 from ..toolchain import DEFAULT_FRONTEND_FLAGS
 
 EXIT_ERROR = 2
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per clang run")
     p.add_argument("--max-instructions", type=int, default=None, help="drop modules larger than this (O0 instructions)")
     p.add_argument("--retry-failed", action="store_true", help="recompile files that failed in an earlier run")
+    add_executor_args(p)
 
     p = sub.add_parser("build-default", help="build the offline default corpus from Debian source packages + csmith")
     p.add_argument("--tiny", action="store_true", help="2 small packages, a few files and csmith programs (seconds)")
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--csmith", type=int, default=None, help="number of csmith programs (default from the package list)")
     p.add_argument("--workdir", default=None, help="where sources are downloaded (default: the cache folder)")
+    add_executor_args(p)
 
     p = sub.add_parser("import-codecontests", help="compile CodeContests C++ solutions (parquet files or URLs)")
     p.add_argument("inputs", nargs="+", metavar="PARQUET")
@@ -134,24 +137,40 @@ def _build(args: argparse.Namespace) -> int:
     items = collect_items(args.sources, link_dirs=args.link_dirs, include_dirs=args.include_dirs)
     if not items:
         raise CompilerDreamError("no C/C++ source files found in " + ", ".join(args.sources))
-    report = build(
-        items,
-        args.out,
-        flags=shlex.split(args.flags),
-        jobs=args.jobs,
-        timeout=args.timeout,
-        max_instructions=args.max_instructions,
-        sources_description=args.sources,
-        retry_failed=args.retry_failed,
-    )
+    with _executor(args) as executor:
+        report = build(
+            items,
+            args.out,
+            flags=shlex.split(args.flags),
+            jobs=args.jobs,
+            timeout=args.timeout,
+            max_instructions=args.max_instructions,
+            sources_description=args.sources,
+            retry_failed=args.retry_failed,
+            executor=executor,
+        )
     _print_report(report)
     return 0
+
+
+def _executor(args: argparse.Namespace):
+    """--executor ray: a Ray executor (a context manager); local: None, the builder's own process pool."""
+    import contextlib
+
+    if args.executor == "local" and not args.ray_address:
+        return contextlib.nullcontext(None)
+    from ..executor import make_executor
+
+    return make_executor(args.executor, args.jobs, args.ray_address)
 
 
 def _build_default(args: argparse.Namespace) -> int:
     from .default_corpus import build_default
 
-    report = build_default(args.out, tiny=args.tiny, jobs=args.jobs, workdir=args.workdir, csmith_count=args.csmith)
+    with _executor(args) as executor:
+        report = build_default(
+            args.out, tiny=args.tiny, jobs=args.jobs, workdir=args.workdir, csmith_count=args.csmith, executor=executor
+        )
     _print_report(report)
     return 0
 

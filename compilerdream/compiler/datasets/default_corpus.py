@@ -137,8 +137,12 @@ def build_default(
     max_files: int | None = None,
     progress: bool = True,
     log=print,
+    executor=None,
 ) -> BuildReport:
-    """Build the default corpus into `out` (resumable: rerunning skips modules already built)."""
+    """Build the default corpus into `out` (resumable: rerunning skips modules already built).
+
+    `executor` (compilerdream.compiler.executor): where files compile; None is a local pool of `jobs`.
+    """
     start = time.time()
     spec = load_spec()
     packages = load_packages(tiny)
@@ -188,6 +192,7 @@ def build_default(
         splits=splits,
         progress=progress,
         sources_description=description,
+        executor=executor,
     )
     summary = {
         "packages": {
