@@ -99,6 +99,17 @@ def make_task(config, mode: str, index: int = 0, benchmarks=None):
     from compilerdream.task import CompilerTask
 
     dataset = task_dataset(config) if mode in ("train", "val") else str(config["test_dataset"])
+    backend = str(config["env_backend"]).lower()
+    if backend == "ray":  # the same task interface, in a Ray actor on any node of the cluster
+        from compilerdream.compiler.executor import RayMissingError
+        from compilerdream.ray_env import RayTask
+
+        try:
+            return RayTask(dataset, mode, config, seed=int(config["seed"]) + index, benchmarks=benchmarks)
+        except RayMissingError as exc:
+            raise SystemExit(f"compilerdream: {exc}") from None
+    if backend != "local":
+        raise SystemExit(f"compilerdream: --env_backend must be local or ray, not '{config['env_backend']}'")
     return CompilerTask(dataset, mode, config, seed=int(config["seed"]) + index, benchmarks=benchmarks)
 
 

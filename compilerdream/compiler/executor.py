@@ -49,13 +49,13 @@ class TaskError(Exception):
     """One item's task failed: it raised, or the process (or node) running it died for good."""
 
 
-def import_ray():
-    """The `ray` module, or RayMissingError with the install command (one line)."""
+def import_ray(asked_by: str = "--executor ray"):
+    """The `ray` module, or RayMissingError with the install command (one line naming what asked for Ray)."""
     try:
         import ray
     except ImportError as exc:
         why = "not installed" if importlib.util.find_spec("ray") is None else f"not importable ({exc})"
-        raise RayMissingError(f"--executor ray: Ray is {why}; install it with: {RAY_INSTALL}") from None
+        raise RayMissingError(f"{asked_by}: Ray is {why}; install it with: {RAY_INSTALL}") from None
     return ray
 
 
