@@ -13,8 +13,8 @@ search harness (`compilerdream.compiler.search.search_benchmark`), side by side:
   timed around the whole call; its result is floored at -Oz, as `compilerdream optimize` does.
 * with `--checkpoint DIR`: `agent-rollout` (the agent's one greedy rollout: one trial of one
   episode, argmax actions, no random actions), `guided` (guided search, with the `random` row's
-  budget) and `agent-vp-top<k>` (value prediction: the agent ranks every prefix of the 50
-  Coreset-NVP sequences by its predicted return; the top k are compiled, best kept).
+  budget) and `agent-vp-top<k>` (value prediction: the agent ranks the coreset's sequences by
+  their best predicted prefix return; only the top k sequences are compiled, best prefix kept).
 
 Columns: programs, failed, arithmetic-mean % below -Oz (GRACE's metric: mean over programs of
 100 * (Oz - final) / Oz; negative when larger than -Oz), geomean Oz/final (CompilerDream's metric),
@@ -65,13 +65,13 @@ from compilerdream.compiler.progress import line_buffered_stdout, progress_bar  
 from compilerdream.compiler.search import (  # noqa: E402
     Budget,
     RandomSearch,
-    SearchContext,
     SearchPolicy,
     SearchResult,
     make_policy,
     search_benchmark,
 )
 from compilerdream.optimize import positive  # noqa: E402
+from compilerdream.pretrained import resolve_checkpoint  # noqa: E402
 
 PROG = "quality.py"
 log = logging.getLogger("quality")
@@ -208,71 +208,9 @@ def _agent_pieces():
     """The agent modules (torch); imported only with --checkpoint."""
     from compilerdream import coreset as vp
     from compilerdream import search as guided
-    from compilerdream.task import TaskSettings, load_coreset_sequences
+    from compilerdream.task import TaskSettings
 
-    return guided, vp, TaskSettings, load_coreset_sequences
-
-
-class OneRollout(SearchPolicy):
-    """The agent's one greedy rollout: one episode of `GuidedSearch.rollout` (argmax actions, no random ones).
-
-    GuidedSearch restarts rollouts until its budget is spent; an episode that ends early
-    (null action, -Oz action, crash) would be replayed identically, so this runs exactly one.
-    """
-
-    name = "agent-rollout"
-
-    def __init__(self, guided_policy):
-        self.guided = guided_policy
-
-    def search(self, ctx: SearchContext) -> None:
-        import torch
-
-        guided, _, _, _ = _agent_pieces()
-        g = self.guided
-        ctx.env.action_space = g.settings.act_space
-        observer = guided.AgentObserver(g.settings, g.num_actions)
-        devices = [g.agent.device] if g.agent.device.type == "cuda" else []
-        with guided.single_thread_on_cpu(g.agent), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.rng.randrange(2**31))
-            ctx.reset()
-            g.rollout(ctx, observer, observer.start(ctx.env))
-
-
-class ValuePredictionTopK(SearchPolicy):
-    """Value prediction over the Coreset-NVP sequences (REFERENCE §4.3), with only the top k compiled.
-
-    The agent imagines each sequence from the unoptimized program's observation; every prefix
-    (the empty one included, duplicates once) is scored by its predicted return; the k best are
-    applied for real, one pass = one compilation, and the harness keeps the best prefix seen.
-    """
-
-    def __init__(self, agent, settings, sequences: Sequence[Sequence[int]], k: int, state_mean: bool, name: str):
-        self.agent, self.settings, self.k, self.state_mean, self.name = agent, settings, k, state_mean, name
-        self.sequences = [list(s) for s in sequences]
-
-    def search(self, ctx: SearchContext) -> None:
-        import torch
-
-        guided, vp, _, _ = _agent_pieces()
-        ctx.env.action_space = vp.ACTION_SPACE
-        ctx.reset("o0")
-        observer = guided.AgentObserver(self.settings, self.agent.num_actions)
-        obs = observer.start(ctx.env)
-        devices = [self.agent.device] if self.agent.device.type == "cuda" else []
-        with torch.no_grad(), guided.single_thread_on_cpu(self.agent), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.rng.randrange(2**31))
-            predicted = vp.predict_sequences(self.agent, obs, self.sequences, self.state_mean)
-        runs = [
-            vp.SequenceRun(index=i, actions=seq, predicted=[float(r) for r in p], counts=[], real=[])
-            for i, (seq, (p, _)) in enumerate(zip(self.sequences, predicted))
-        ]
-        for cand in vp.rank_candidates(vp.build_candidates(runs))[: self.k]:
-            ctx.reset("o0")
-            for action in cand.actions:
-                _, died = ctx.step(int(action))
-                if died:
-                    break
+    return guided, vp, TaskSettings
 
 
 @dataclass
@@ -289,8 +227,8 @@ class AgentRows:
     vp_problem: str | None = None
 
 
-def load_agent_rows(checkpoint: str, device: str, top_k: int, vp_label: str) -> AgentRows:
-    guided, vp, TaskSettings, load_coreset_sequences = _agent_pieces()
+def load_agent_rows(checkpoint: str, device: str, top_k: int, vp_label: str, coreset: str = "default") -> AgentRows:
+    guided, vp, TaskSettings = _agent_pieces()
     agent, config = guided.load_agent(checkpoint, device)
     settings = TaskSettings.from_config(config)
     rows = AgentRows(
@@ -302,15 +240,13 @@ def load_agent_rows(checkpoint: str, device: str, top_k: int, vp_label: str) -> 
         agent, settings, p_random=p_random, temperature=float(config.get("actor.temp", 1.0))
     )
     greedy = guided.GuidedSearch(agent, settings, p_random=0.0, temperature=None, mode="eval")
-    rows.rollout = OneRollout(greedy)
+    rows.rollout = guided.OneRollout(greedy)
     try:
-        vp.check_coreset_agent(agent, settings)
+        rows.vp = vp.ValuePrediction(
+            agent, settings, coreset, top_k, bool(config.get("eval_state_mean", True)), vp_label
+        )
     except ValueError as exc:
         rows.vp_problem = str(exc)
-    else:
-        rows.vp = ValuePredictionTopK(
-            agent, settings, load_coreset_sequences(), top_k, bool(config.get("eval_state_mean", True)), vp_label
-        )
     return rows
 
 
@@ -356,7 +292,9 @@ def build_methods(settings: Settings) -> Methods:
         policy, budget = default_policy()
         m.policies["optimize"], m.budgets["optimize"] = policy, budget
     if keys & set(AGENT_METHODS):
-        m.agent = load_agent_rows(settings.checkpoint, settings.device, settings.top_k, settings.label("agent-vp"))
+        m.agent = load_agent_rows(
+            settings.checkpoint, settings.device, settings.top_k, settings.label("agent-vp"), settings.coreset
+        )
     _PROCESS_METHODS[repr(settings)] = m
     return m
 
@@ -395,10 +333,10 @@ def run_method(
         budget = Budget(compilations=matched or settings.matched_fallback)
         return result_row(search_benchmark(agent.guided, bench, budget, **run, **start), label, package)
     if key == "agent-vp":
-        budget = Budget(compilations=10_000)  # the top k prefixes are the cost; this never binds
+        budget = Budget(compilations=10_000)  # the top k sequences are the cost; this never binds
         run.update(action_space="NoLimit")
-        row = result_row(search_benchmark(agent.vp, bench, budget, **run), label, package)
-        row["budget"] = f"top {settings.top_k} predicted prefixes"
+        row = result_row(search_benchmark(agent.vp, bench, budget, **run), label, package, floor=True)
+        row["budget"] = f"top {settings.top_k} predicted sequences"
         return row
     raise ValueError(f"unknown method {key}")
 
@@ -584,7 +522,7 @@ def check_agent(args, keys: list[str], notes: list[str], label: str) -> list[str
     if not os.path.isdir(args.checkpoint):
         raise UsageError(f"--checkpoint {args.checkpoint}: no such directory")
     try:
-        rows = load_agent_rows(args.checkpoint, args.device, args.top_k, label)
+        rows = load_agent_rows(args.checkpoint, args.device, args.top_k, label, args.coreset)
     except ImportError as exc:
         notes.append(f"agent rows not run: the agent package is unavailable ({exc})")
         return [k for k in keys if k not in AGENT_METHODS]
@@ -843,8 +781,9 @@ def method_notes(keys: Sequence[str], settings: Settings, optimize_budget: str |
         "agent-rollout": "the agent's one greedy rollout: one episode, argmax actions, no random actions (one trial)",
         "guided": "guided search (sampled actions, p_random from the checkpoint's config) with the `random` row's budget",
         "agent-vp": (
-            f"value prediction: the agent ranks every prefix of the 50 Coreset-NVP sequences from -O0; the top "
-            f"{settings.top_k} are compiled (each pass one compilation) and the best kept"
+            f"value prediction: the agent ranks the sequences of the coreset {settings.coreset!r} by their best "
+            f"predicted prefix return; only the top {settings.top_k} are compiled (from their stored start, each "
+            "pass one compilation), the best prefix kept, -Oz the fallback"
         ),
     }
     return [f"`{lab(k)}`: {text[k]}" for k in keys if k in text]
@@ -945,9 +884,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", default=None, help=f"comma-separated subset of {','.join(ORDER)} (default: all available)"
     )
     p.add_argument("--coreset", default="default", help="coreset of the `coreset` row: default, nvp50 or a JSON file")
-    p.add_argument("--checkpoint", default=None, help="trained agent directory: adds agent-rollout, guided, agent-vp")
+    p.add_argument(
+        "--checkpoint", default=None, type=resolve_checkpoint,
+        help="trained agent directory, or `default` (the shipped agent): adds agent-rollout, guided, agent-vp",
+    )
     p.add_argument("--device", default="auto", help="for the agent rows: cpu, cuda or auto")
-    p.add_argument("--top-k", type=_positive_int, default=TOP_K, help=f"agent-vp: prefixes compiled (default {TOP_K})")
+    p.add_argument("--top-k", type=_positive_int, default=TOP_K, help=f"agent-vp: coreset sequences compiled (default {TOP_K})")
     p.add_argument(
         "--search-compilations", type=_positive_int, default=None,
         help=f"budget of random/guided when the coreset row is not run (default {DEFAULT_MATCHED}; --quick {QUICK_MATCHED})",

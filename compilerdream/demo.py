@@ -79,6 +79,26 @@ def train(logdir: Path, dataset: str, data_root: Path, minutes: float, seed: int
     return run(config, ["compilerdream demo"])
 
 
+def pretrained_rollouts(dataset: str, benchmarks: list[str], out_dir: Path) -> list:
+    """The shipped agent's one greedy rollout on the test programs (its row of the test table); [] if none is shipped."""
+    from compilerdream.compiler.search import Budget, run_search
+    from compilerdream.pretrained import names
+    from compilerdream.search import GuidedSearch, OneRollout, load_agent
+    from compilerdream.task import TaskSettings
+
+    if "default" not in names():
+        print("(no pretrained agent in this installation: its row is left out)")
+        return []
+    agent, config = load_agent("default", "auto")
+    settings = TaskSettings.from_config(config)
+    policy = OneRollout(GuidedSearch(agent, settings, p_random=0.0, temperature=None, mode="eval"))
+    policy.name = "pretrained agent (default)"
+    return run_search(
+        [policy], [(dataset, b) for b in benchmarks], Budget(compilations=45 + (settings.start != "o0")),
+        action_space=settings.act_space, out_dir=out_dir, progress=True, start=settings.start,
+    )  # fmt: skip
+
+
 def test_benchmarks(logdir: Path) -> list[str]:
     results = json.loads((logdir / "test_results.json").read_text())["results"]
     return list(results)
@@ -134,12 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         budgets={"-Oz": Budget(compilations=1)},
         progress=True,
     )
-    print(summary_table(baseline))
+    pretrained = pretrained_rollouts(dataset, benchmarks, logdir / "pretrained-45")
+    print(summary_table(baseline + pretrained))
     agent_geo = outcome["test"].get("test_reduction_geomean", 0.0)
     print(
         f"\ntrained agent (one greedy rollout, 45 compilations): CompilerDream reduction geomean {agent_geo:.4f} "
         f"after {steps} training steps"
     )
+    if pretrained:
+        from compilerdream.compiler.metrics import geomean
+
+        print(
+            f"shipped pretrained agent (`--checkpoint default`, one greedy rollout): CompilerDream reduction geomean "
+            f"{geomean(r.reduction for r in pretrained):.4f} on the same programs"
+        )
 
     banner(
         f"4/5 compilerdream evaluate: guided search vs baselines, {args.search_compilations} compilations per program"

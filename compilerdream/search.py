@@ -401,6 +401,31 @@ def load_agent(
     return agent, config
 
 
+class OneRollout(SearchPolicy):
+    """The agent's one greedy rollout: one episode of `GuidedSearch.rollout` (pass it a greedy GuidedSearch).
+
+    GuidedSearch restarts rollouts until its budget is spent; an episode that ends early
+    (null action, -Oz action, crash) would be replayed identically, so this runs exactly one.
+    """
+
+    name = "agent-rollout"
+
+    def __init__(self, guided_policy: GuidedSearch):
+        self.guided = guided_policy
+
+    def search(self, ctx: SearchContext) -> None:
+        import torch
+
+        g = self.guided
+        ctx.env.action_space = g.settings.act_space
+        observer = AgentObserver(g.settings, g.num_actions)
+        devices = [g.agent.device] if g.agent.device.type == "cuda" else []
+        with single_thread_on_cpu(g.agent), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(ctx.rng.randrange(2**31))
+            ctx.reset()
+            g.rollout(ctx, observer, observer.start(ctx.env))
+
+
 def weights_mismatch(agent: Agent, state: Any) -> str | None:
     """The first difference between a checkpoint's weights and `agent`'s, in one line; None when they fit."""
     if not isinstance(state, Mapping) or not all(k in state for k in ("world_model", "behavior")):
