@@ -123,11 +123,16 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=find_packages(include=["compilerdream", "compilerdream.*"]),
+    # compiler_gym: CompilerGym's API on our engine (README, "Coming from CompilerGym"), a
+    # second top-level package whose source lives in compilerdream/compat/compiler_gym.
+    packages=find_packages(include=["compilerdream", "compilerdream.*"])
+    + find_packages(where="compilerdream/compat", include=["compiler_gym", "compiler_gym.*"]),
+    package_dir={"compiler_gym": "compilerdream/compat/compiler_gym"},
     package_data={
         "compilerdream": ["py.typed"],
         "compilerdream.compiler": ["data/*"],
         "compilerdream.compiler.datasets": ["data/*"],
+        "compiler_gym": ["data/cbench-v1/*.bc"],
     },
     include_package_data=True,
     ext_modules=native_extensions(),
@@ -138,6 +143,7 @@ setup(
         "gymnasium>=0.29",
         "tqdm>=4.60",
         "PyYAML>=5.4",
+        "absl-py>=1.0",  # compiler_gym's command-line flags, as CompilerGym's
     ],
     extras_require={
         # torch is pinned by the README's setup commands before this is installed;

@@ -139,9 +139,13 @@ if "$PY" -c "import pybind11, setuptools, wheel" 2>/dev/null; then :; else
   say "pip install pybind11 setuptools wheel (build requirements)"
   "${PIP[@]}" "pybind11>=2.10" "setuptools>=64" wheel
 fi
-if [ "$need_build" = "1" ] || ! "$PY" -m pip show compilerdream >/dev/null 2>&1 || [ "$FORCE" = "1" ]; then
+# An install made before the package shipped its second top-level package (compiler_gym) is redone.
+has_compiler_gym="$("$PY" -c "import importlib.metadata as m; print('compiler_gym' in (m.distribution('compilerdream').read_text('top_level.txt') or '').split())" 2>/dev/null || true)"
+if [ "$need_build" = "1" ] || [ "$has_compiler_gym" != "True" ] || [ "$FORCE" = "1" ]; then
   say "pip install -e .[agent,dev] (builds the native LLVM engine)"
-  "${PIP[@]}" --no-build-isolation --config-settings editable_mode=compat -e ".[agent,dev]"
+  # Default (lenient) editable mode: it maps compiler_gym to compilerdream/compat/compiler_gym,
+  # which the compat mode's plain path entry cannot.
+  "${PIP[@]}" --no-build-isolation -e ".[agent,dev]"
 else
   say "compilerdream installed and its engine is up to date"
 fi

@@ -1,0 +1,1 @@
+"""CompilerGym's leaderboards (LLVM instruction count)."""
