@@ -62,6 +62,7 @@ class _TaskActor:
             "num_actions": t.num_actions,
             "split_size": t.split_size,
             "pid": os.getpid(),
+            "node_id": _node_id(),
         }
 
     def reset(self, switch_benchmark: bool = True) -> dict[str, Any]:
@@ -115,7 +116,7 @@ class RayTask:
         self.act_space = meta["act_space"]
         self.num_actions = int(meta["num_actions"])
         self.split_size = meta["split_size"]
-        self.actor_pid = meta["pid"]
+        self.actor_pid, self.actor_node = meta["pid"], meta["node_id"]
 
     # -- the actor ---------------------------------------------------------------------------
     def _start(self):
@@ -135,7 +136,8 @@ class RayTask:
             pass
         self.replacements += 1
         self._actor = self._start()
-        self.actor_pid = self._call("describe")["pid"]
+        meta = self._call("describe")
+        self.actor_pid, self.actor_node = meta["pid"], meta["node_id"]
 
     def _died(self, exc: BaseException) -> bool:
         errors = self._ray.exceptions
@@ -210,6 +212,12 @@ class RayTask:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
 
 
 def _cpus_wanted(config: Mapping[str, Any]) -> int:
