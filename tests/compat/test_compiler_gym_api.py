@@ -187,6 +187,10 @@ def test_fork_context_manager_state_and_apply(env):
         other.step(env.action_space["-instcombine"])
         assert int(other.observation["IrInstructionCount"]) == fork_count
         assert other.validate().okay() and other.validate(state).okay()
+    # A state written by CompilerGym (LLVM 10's opt flags) replays too.
+    with compiler_gym.make("llvm-ic-v0", benchmark="cbench-v1/crc32") as other:
+        other.apply(compiler_gym.CompilerEnvState(CRC32_URI, "opt -mem2reg -gvn input.bc -o output.bc", 0.0, None))
+        assert other.actions == env.actions
     # fork() on an environment never reset resets it first, as CompilerGym does.
     with compiler_gym.make("llvm-ic-v0", benchmark="cbench-v1/crc32") as fresh, fresh.fork() as fork:
         assert fork.in_episode and fork.actions == []

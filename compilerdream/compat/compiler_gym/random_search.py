@@ -31,19 +31,21 @@ def random_search(
 ):
     """Search, then return an environment (from `make_env()`) reset and stepped through the best actions found."""
     if total_runtime is None and max_steps is None:
-        raise ValueError("random_search: give total_runtime (seconds) or max_steps, or both")
+        raise ValueError("give total_runtime (seconds) or max_steps, or both")
     if max_steps is not None and max_steps <= 0:
-        raise ValueError(f"random_search: max_steps must be positive, got {max_steps}")
+        raise ValueError(f"max_steps must be positive, got {max_steps}")
     out = Path(outdir).expanduser() if outdir is not None else None
     if out is not None:
         if skip_done and (out / "random_search.json").is_file():
-            raise FileExistsError(f"random_search: {out} already holds a finished search (skip_done)")
+            raise FileExistsError(f"{out} already holds a finished search (skip_done)")
         out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     env = make_env()
     try:
         if env.reward_space is None:
-            raise ValueError("random_search: the environment has no reward space (use e.g. llvm-ic-v0)")
+            raise ValueError(
+                "the environment has no reward space: use llvm-ic-v0, or give one (--reward=IrInstructionCountOz)"
+            )
         env.reset()
         n = env.action_space.n
         patience = patience if patience > 0 else n

@@ -33,7 +33,11 @@ def main(argv) -> int:
         return 1
     failed = 0
     rewards = []
-    env = compiler_gym.make(FLAGS.env, benchmark=states[0].benchmark)
+    try:
+        env = compiler_gym.make(FLAGS.env, benchmark=states[0].benchmark)
+    except LookupError as exc:
+        print(f"validate: --env={FLAGS.env}: {exc}", file=sys.stderr)
+        return 1
     try:
         for state in states:
             result = env.validate(state)
