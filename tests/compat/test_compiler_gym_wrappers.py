@@ -168,3 +168,20 @@ def test_state_csv_reader_and_writer():
         list(CompilerEnvStateReader(io.StringIO("benchmark,reward,walltime,commandline\nonly,three,cells\n")))
     with pytest.raises(ValueError, match="benchmark must be a non-empty URI"):
         CompilerEnvState("", "opt", 0.0, None)
+
+
+def test_util_helpers_and_validate_states(env):
+    from compiler_gym.util.shell_format import plural
+    from compiler_gym.util.timer import Timer, humanize_duration
+
+    assert [humanize_duration(s) for s in (0.25, 1.5, 200, 7500)] == ["250.0ms", "1.5s", "3m 20s", "2h 5m"]
+    assert plural(1, "step", "steps") == "1 step" and plural(2, "step", "steps") == "2 steps"
+    with Timer() as timer:
+        pass
+    assert timer.time is not None and timer.time >= 0
+    env.reset()
+    env.step(env.action_space["-mem2reg"])
+    good = env.state
+    bad = CompilerEnvState(good.benchmark, good.commandline, 0.0, good.reward + 1)
+    results = list(compiler_gym.validate_states(lambda: compiler_gym.make("llvm-ic-v0"), [good, bad]))
+    assert [r.okay() for r in results] == [True, False]

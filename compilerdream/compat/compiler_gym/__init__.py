@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import warnings
+from pathlib import Path
 
 from .compiler_env_state import CompilerEnvState, CompilerEnvStateReader, CompilerEnvStateWriter
 from .datasets import Benchmark, Dataset, Datasets
@@ -70,6 +71,30 @@ def make(id: str, benchmark=None, observation_space=_UNSET, reward_space=_UNSET,
     if reward_space is not _UNSET:
         spec["reward_space"] = reward_space
     return LlvmEnv(benchmark=benchmark, **spec, **kwargs)
+
+
+def validate_states(make_env, states, nproc: int | None = None, inorder: bool = False):
+    """Validate each state on an environment from `make_env()`, in order (one process); yields ValidationResults."""
+    env = make_env()
+    try:
+        for state in states:
+            yield env.validate(state)
+    finally:
+        env.close()
+
+
+def site_data_path(relpath: str | os.PathLike = "") -> Path:
+    """Where datasets live: compilerdream's data root ($COMPILERDREAM_DATA, else ./data), not ~/.local/share."""
+    from compilerdream.compiler.datasets import data_root
+
+    return data_root() / relpath
+
+
+def cache_path(relpath: str | os.PathLike = "") -> Path:
+    """compilerdream's cache root ($COMPILERDREAM_CACHE, else ~/.cache/compilerdream)."""
+    from compilerdream.compiler.datasets import cache_root
+
+    return cache_root() / relpath
 
 
 def _gym_entry(env_id: str, **kwargs) -> LlvmEnv:
@@ -147,5 +172,8 @@ __all__ = [
     "SessionNotFound",
     "ValidationError",
     "ValidationResult",
+    "cache_path",
     "make",
+    "site_data_path",
+    "validate_states",
 ]
