@@ -21,7 +21,14 @@ from typing import Any
 from compilerdream.compiler import env as native_env
 from compilerdream.compiler._core import LLVM_VERSION
 from compilerdream.compiler.errors import SessionError, UnknownNameError
-from compilerdream.compiler.spaces import OBSERVATION_SPACE_NAMES, REWARD_SPACES, parse_commandline_flags, pass_flags
+from compilerdream.compiler.spaces import (
+    OBSERVATION_SPACE_NAMES,
+    REWARD_SPACES,
+    observation_space_spec,
+    parse_commandline_flags,
+    pass_flags,
+    reward_spec,
+)
 
 from ...compiler_env_state import CompilerEnvState
 from ...datasets import Benchmark, Datasets, resolve
@@ -92,6 +99,11 @@ class LlvmEnv(native_env.LlvmEnv):
         **kwargs,
     ):
         with compilergym_errors():
+            # Names are checked before the worker process starts, so a typo leaks no process.
+            if space_name(observation_space) is not None:
+                observation_space_spec(space_name(observation_space))
+            if space_name(reward_space) is not None:
+                reward_spec(space_name(reward_space))
             super().__init__(
                 benchmark=None,
                 observation_space=space_name(observation_space),
