@@ -1,0 +1,56 @@
+"""The worker's pipe protocol: length-prefixed pickles, large messages, timeouts, a vanished peer."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from compilerdream.compiler.worker import Channel, ProcessWorker
+
+
+@pytest.fixture(params=[0.0, 200e-6], ids=["blocking", "spinning"])
+def pair(request):
+    left, right = socket.socketpair()
+    channels = Channel(left, request.param), Channel(right, request.param)
+    yield channels
+    for channel in channels:
+        channel.close()
+
+
+def test_messages_arrive_whole_and_in_order(pair):
+    sender, receiver = pair
+    big = bytes(range(256)) * 40_000  # 10 MB: many socket reads
+    messages = [("step", (1, ["sroa"], ("Autophase",))), ("load", (2, big, "x", "sha")), ("ok", list(range(56)))]
+    thread = threading.Thread(target=lambda: [sender.send(m) for m in messages])
+    thread.start()
+    received = [receiver.recv(timeout=30) for _ in messages]
+    thread.join()
+    assert received == messages
+
+
+def test_a_silent_peer_times_out_and_a_closed_one_is_eof(pair):
+    sender, receiver = pair
+    with pytest.raises(TimeoutError):
+        receiver.recv(timeout=0.05)
+    sender.send("late")  # a timeout loses nothing that arrives afterwards
+    assert receiver.recv(timeout=5) == "late"
+    sender.close()
+    with pytest.raises(EOFError):
+        receiver.recv(timeout=5)
+
+
+def test_worker_round_trips_with_and_without_polling(monkeypatch):
+    for spin in ("0", "300"):
+        monkeypatch.setenv("COMPILERDREAM_WORKER_SPIN_US", spin)
+        worker = ProcessWorker()
+        worker.start()
+        try:
+            version = worker.request("ping")
+            assert isinstance(version, str) and version
+            with pytest.raises(ValueError, match="unknown worker command"):
+                worker.request("no_such_command")
+            assert worker.request("ping")  # an error answer leaves the protocol in step
+        finally:
+            worker.close()
