@@ -30,6 +30,15 @@ def add_action_noise(action: Tensor, amount: float) -> Tensor:
     return F.one_hot(torch.multinomial(probs, 1).squeeze(-1), action.shape[-1]).float()
 
 
+def metrics_to_floats(metrics: Mapping[str, Tensor | float]) -> dict[str, float]:
+    """Scalar tensors to floats with one device-to-host copy (one sync on a GPU instead of one per metric)."""
+    names = [key for key, value in metrics.items() if isinstance(value, Tensor)]
+    values = torch.stack([metrics[key].detach().float().reshape(()) for key in names]).tolist() if names else []
+    out = {key: float(value) for key, value in metrics.items() if not isinstance(value, Tensor)}
+    out.update(zip(names, values))
+    return {key: out[key] for key in metrics}
+
+
 class Agent:
     """DreamerV3-style agent picking LLVM passes (REFERENCE §5): `policy` to act, `train` to learn.
 
@@ -116,7 +125,7 @@ class Agent:
             assert value.shape[:2] == (batch_size, length), f"batch[{key!r}] has shape {tuple(value.shape)}"
         post, last_state, metrics = self.world_model.train_step(tensors, state)
         metrics.update(self.behavior.train_step(self.world_model, post, tensors["is_terminal"]))
-        return last_state, {key: float(value) for key, value in metrics.items()}
+        return last_state, metrics_to_floats(metrics)
 
     # ---------------------------------------------------------- value prediction
 

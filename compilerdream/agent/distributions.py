@@ -74,12 +74,22 @@ class OneHotCategorical:
         uniform = torch.rand_like(probs, dtype=torch.float32).clamp_(1e-20, 1.0)
         index = (torch.log(probs.float().clamp_min(1e-30)) - torch.log(-torch.log(uniform))).argmax(-1)
         sample = F.one_hot(index, self.probs.shape[-1]).to(self.probs.dtype)
-        return sample + (self.probs - self.probs.detach())
+        return self._straight_through(sample)
 
     def mode(self) -> Tensor:
         """One-hot argmax (...,K), straight-through like `sample`."""
         mode = F.one_hot(self.probs.argmax(-1), self.probs.shape[-1]).to(self.probs.dtype)
-        return mode + (self.probs - self.probs.detach())
+        return self._straight_through(mode)
+
+    def _straight_through(self, onehot: Tensor) -> Tensor:
+        """onehot + (probs - sg(probs)): the value of `onehot`, the gradient of the probabilities.
+
+        Without a gradient to carry (imagination and acting run under no_grad) the added term is
+        exactly zero, so it is skipped: two fewer passes over the tensor, the same values.
+        """
+        if not (self.probs.requires_grad and torch.is_grad_enabled()):
+            return onehot
+        return onehot + (self.probs - self.probs.detach())
 
     def log_prob(self, onehot: Tensor) -> Tensor:
         """Log-probability (...) of the class at the argmax of `onehot` (noisy or soft actions count as their argmax)."""

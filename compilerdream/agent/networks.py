@@ -189,7 +189,8 @@ class Optimizer:
     ) -> None:
         self.name, self.clip = name, clip
         self.parameters = [p for p in parameters if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self.parameters, lr=lr, eps=eps, weight_decay=wd)
+        # foreach: the same arithmetic as the per-parameter loop (bit for bit), in a few multi-tensor kernels.
+        self.optimizer = torch.optim.Adam(self.parameters, lr=lr, eps=eps, weight_decay=wd, foreach=True)
         self.scaler = precision.grad_scaler()
 
     def step(self, loss: Tensor) -> dict[str, Tensor | float]:
@@ -210,5 +211,7 @@ class Optimizer:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # checkpoints of older versions saved foreach=None
+            group["foreach"] = True
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
