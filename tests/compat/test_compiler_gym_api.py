@@ -124,6 +124,8 @@ def test_make_benchmark_inputs(tmp_path, monkeypatch):
 
     alone = count(make_benchmark(crc32))
     assert alone == count(NativeBenchmark.from_file(crc32))
+    shapes = PROGRAMS / "shapes.cc"  # C++: clang++
+    assert count(make_benchmark(shapes)) == count(NativeBenchmark.from_file(shapes)) > 0
     linked = make_benchmark([crc32, ll])
     assert count(linked) == alone + count(NativeBenchmark.from_file(ll))
     (tmp_path / "prog.bc").write_bytes(make_benchmark(crc32).data)
@@ -293,3 +295,21 @@ def test_the_installed_distribution_maps_compiler_gym(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == compiler_gym.__compilerdream__
+
+
+def test_old_gym_registration_when_gym_is_importable(tmp_path):
+    # A stand-in for the old `gym` package (not installed here): its register() records the ids.
+    fake = tmp_path / "site" / "gym"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import types\nregistered = {}\nenvs = types.SimpleNamespace(registry=registered)\n"
+        "def register(id, entry_point, kwargs):\n    registered[id] = (entry_point, kwargs)\n"
+    )
+    env = script_env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "site"), env["PYTHONPATH"]])
+    code = "import compiler_gym, gym; print(sorted(gym.envs.registry)); print(gym.envs.registry['llvm-ic-v0'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ids, entry = proc.stdout.strip().splitlines()
+    assert ids == str(sorted(compiler_gym.COMPILER_GYM_ENVS))
+    assert entry == "('compiler_gym:_gym_entry', {'env_id': 'llvm-ic-v0'})"
