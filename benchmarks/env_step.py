@@ -37,12 +37,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import compilerdream.compiler as cc
-from compilerdream.compiler import _core
-from compilerdream.compiler import env as env_module
-from compilerdream.compiler import worker as worker_module
-from compilerdream.compiler.spaces import pass_flags
-from compilerdream.compiler.toolchain import DEFAULT_FRONTEND_FLAGS, compile_source, find_tool
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's package, whatever is installed
+import compilerdream.compiler as cc  # noqa: E402
+from compilerdream.compiler import _core  # noqa: E402
+from compilerdream.compiler import env as env_module  # noqa: E402
+from compilerdream.compiler import worker as worker_module  # noqa: E402
+from compilerdream.compiler.spaces import pass_flags  # noqa: E402
+from compilerdream.compiler.toolchain import DEFAULT_FRONTEND_FLAGS, compile_source, find_tool  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PROGRAMS = REPO / "tests" / "fixtures" / "programs"

@@ -12,7 +12,10 @@ Run as `python -m compilerdream.compiler.worker FD` to serve on a socket fd.
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
+import io
+import operator
 import os
 import pickle
 import signal
@@ -214,12 +217,13 @@ _REMOTE_ERRORS = (ValueError, KeyError, TypeError, SessionError)
 #: How long each side of the pipe polls for the other's message before it blocks, in µs.
 #: A step on a few-hundred-instruction module takes ~100 µs, about what the two blocking
 #: wake-ups of a round trip cost on an idle virtual machine (a halted vCPU is woken by an
-#: interrupt); polling briefly first keeps small steps cheap. The polling adapts: after a
-#: message that took longer than this (a big module, a training loop between steps, a
-#: crowded machine) a channel blocks at once, trying to poll again every 16th message.
+#: interrupt); polling briefly first keeps small steps cheap. The polling adapts: after
+#: three messages in a row that took longer than this (a big module, a training loop
+#: between steps) a channel blocks at once, trying to poll again every 16th message.
 #: COMPILERDREAM_WORKER_SPIN_US=0 turns it off.
 DEFAULT_SPIN_US = 200.0
 _SPIN_RETRY = 16
+_SPIN_MISSES = 3
 
 
 def spin_seconds() -> float:
@@ -235,6 +239,40 @@ _HEADER = struct.Struct("!i")
 _LONG_HEADER = struct.Struct("!Q")
 
 
+class _Reduced:
+    """Pickles as the call `reduce_value` names (only numpy and operator are named in the stream)."""
+
+    def __init__(self, reduce_value: tuple) -> None:
+        self.reduce_value = reduce_value
+
+    def __reduce__(self) -> tuple:
+        return self.reduce_value
+
+
+def _reduce_array(array) -> tuple:
+    # numpy's own pickling of a 56-value Autophase vector costs ~80 µs (dump + load), close to
+    # a whole small step. Sent instead: frombuffer(bytes, dtype).copy().reshape(shape), i.e. a
+    # writeable C-ordered array as before, rebuilt only with functions every version has (a
+    # parent started before an upgrade unpickles what a restarted worker sends).
+    if array.dtype.hasobject:
+        return array.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+    import numpy as np
+
+    raw = _Reduced((np.frombuffer, (array.tobytes(), array.dtype.str)))
+    copied = _Reduced((operator.methodcaller("copy"), (raw,)))
+    return operator.methodcaller("reshape", array.shape), (copied,)
+
+
+def _dispatch_table() -> dict:
+    table = dict(copyreg.dispatch_table)
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        return table
+    table[np.ndarray] = _reduce_array
+    return table
+
+
 class Channel:
     """Length-prefixed pickles over a stream socket, with a short busy poll before blocking.
 
@@ -248,14 +286,19 @@ class Channel:
         self.sock = sock
         self.spin = spin
         self._buffer = bytearray()
-        self._spin_paid = True  # did the last poll find its message in time?
+        self._misses = 0  # polls in a row that ended without their message
         self._receives = 0
+        self._dispatch = _dispatch_table()
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def send(self, obj: Any) -> None:
-        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        stream = io.BytesIO()
+        pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = self._dispatch
+        pickler.dump(obj)
+        data = stream.getbuffer()
         if len(data) > 0x7FFFFFFF:
             header = _HEADER.pack(-1) + _LONG_HEADER.pack(len(data))
         else:
@@ -264,7 +307,8 @@ class Channel:
 
     def recv(self, timeout: float | None = None) -> Any:
         self._receives += 1
-        spin = self.spin if self._spin_paid or self._receives % _SPIN_RETRY == 0 else 0.0
+        polling = self._misses < _SPIN_MISSES or self._receives % _SPIN_RETRY == 0
+        spin = self.spin if polling else 0.0
         if self._fill(_HEADER.size, timeout, spin) < 0:
             raise TimeoutError
         (length,) = _HEADER.unpack_from(self._buffer)
@@ -297,9 +341,9 @@ class Channel:
                     raise EOFError
                 buffer += chunk
                 if len(buffer) >= wanted:
-                    self._spin_paid = True
+                    self._misses = 0
                     return len(buffer)
-            self._spin_paid = False
+            self._misses += 1
             if timeout is not None:
                 timeout = max(0.0, timeout - spin)
         if timeout is None:
