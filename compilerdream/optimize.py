@@ -135,7 +135,7 @@ _positive_float, _positive_int = positive(float), positive(int)
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Optimize one program for code size; never worse than -Oz.")
-    p.add_argument("input", help="a .c, .cc, .ll or .bc file")
+    p.add_argument("input", help="a .c, .cc, .ll or .bc file (several: see the last group of options)")
     p.add_argument(
         "--checkpoint", default=None, type=resolve_checkpoint,
         help="trained agent directory, or `default` for the shipped agent: guided search (else search alone)",
@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-space", default="NoLimit")
     p.add_argument("--device", default="auto", help="for guided search: cpu, cuda or auto")
+    from .optimize_many import add_many_help
+
+    add_many_help(p)
     return p
 
 
@@ -399,6 +402,10 @@ def _check_output_path(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `compilerdream optimize`; returns the exit code (2: bad input, 1: no valid result)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from .optimize_many import main_many, wants_many
+
+    if wants_many(argv):  # several files: each optimized on its own, on a process pool or Ray
+        return main_many(argv)
     try:
         args = parse_args(argv)
     except UsageError as exc:

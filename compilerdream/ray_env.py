@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from compilerdream.compiler.executor import import_ray
+from compilerdream.compiler.executor import import_ray, start_local_runtime
 
 __all__ = ["RayTask", "connect"]
 
@@ -38,11 +38,7 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     """The ray module, connected: to `address` ('auto', HOST:PORT) or a runtime started here."""
     ray = import_ray("--env_backend ray")
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning"}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=max(num_cpus or 0, os.cpu_count() or 1), **kwargs)
+        start_local_runtime(ray, address, max(num_cpus or 0, os.cpu_count() or 1))
     return ray
 
 

@@ -33,7 +33,7 @@ def ray_runtime():
     """One real local Ray runtime for the module (starting one costs seconds)."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="warning")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -215,3 +215,27 @@ def test_local_process_pool_search_matches_sequential(tmp_path):
     pooled = run_search_on(LocalExecutor(2), [("random", {})], [str(p) for p in PROGRAMS[:2]], budget, seed=1, progress=False)
     assert _comparable(pooled) == _comparable(local)
     assert os.cpu_count()
+
+
+def test_optimize_many_files_on_ray_matches_local_and_resumes(ray_runtime, program_bitcode, tmp_path, capsys):
+    from compilerdream.optimize import main
+
+    programs = [str(program_bitcode[n]) for n in ("qsort", "crc32")]
+    common = ["--search-compilations", "60", "--coreset", "none", "--seed", "3"]
+    assert main([*programs, *common, "--out-dir", str(tmp_path / "local")]) == 0
+    assert main([*programs, *common, "--out-dir", str(tmp_path / "ray"), "--executor", "ray", "--ray-address", ray_runtime]) == 0
+
+    def summaries(name):
+        lines = (tmp_path / name / "optimize.jsonl").read_text().splitlines()
+        keep = ("method", "passes", "commandline", "O0", "Oz", "result")
+        return {Path(s["input"]).name: {k: s[k] for k in keep} for s in (json.loads(line)["summary"] for line in lines)}
+
+    assert summaries("ray") == summaries("local") and len(summaries("local")) == 2
+    for name in ("qsort", "crc32"):
+        assert (tmp_path / "ray" / f"{name}.opt.bc").read_bytes() == (tmp_path / "local" / f"{name}.opt.bc").read_bytes()
+    capsys.readouterr()
+    assert main([*programs, *common, "--out-dir", str(tmp_path / "local")]) == 0  # everything done: nothing redone
+    assert "resuming: 2 of 2" in capsys.readouterr().err
+    assert len((tmp_path / "local" / "optimize.jsonl").read_text().splitlines()) == 2
+    assert main([*programs, "-o", "x.bc"]) == 2
+    assert "--out-dir" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -35,6 +35,7 @@ __all__ = [
     "add_executor_args",
     "import_ray",
     "make_executor",
+    "start_local_runtime",
 ]
 
 EXECUTORS = ("local", "ray")
@@ -153,12 +154,7 @@ class RayExecutor:
         self.max_retries = max_retries
         self._owns_runtime = False
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": True}
-            # Workers of a runtime started here inherit our environment (COMPILERDREAM_DATA, ...).
-            if address:
-                ray.init(address=address, **kwargs)
-            else:
-                ray.init(num_cpus=jobs or os.cpu_count() or 1, **kwargs)
+            start_local_runtime(ray, address, jobs or os.cpu_count() or 1)
             self._owns_runtime = True
         self.jobs = int(ray.cluster_resources().get("CPU", 1))
 
@@ -196,6 +192,19 @@ class RayExecutor:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def start_local_runtime(ray, address: str | None, num_cpus: int) -> None:
+    """Join the cluster at `address`, or start a runtime of our own here (never another user's on this machine).
+
+    Workers of a runtime started here inherit our environment (COMPILERDREAM_DATA, ...) and run at
+    normal priority, as the local pool's processes do (Ray's default is `nice 15`).
+    """
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "warning"}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, _system_config={"worker_niceness": 0}, **kwargs)
 
 
 _initialized = False
