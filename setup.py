@@ -129,7 +129,7 @@ setup(
     + find_packages(where="compilerdream/compat", include=["compiler_gym", "compiler_gym.*"]),
     package_dir={"compiler_gym": "compilerdream/compat/compiler_gym"},
     package_data={
-        "compilerdream": ["py.typed"],
+        "compilerdream": ["py.typed", "pretrained/*/*"],
         "compilerdream.compiler": ["data/*"],
         "compilerdream.compiler.datasets": ["data/*"],
         "compiler_gym": ["data/cbench-v1/*.bc"],
