@@ -19,6 +19,7 @@ step (pass + Autophase) at 2,000; RSS growth < 50 MB over 10k steps / 500 episod
 
     python benchmarks/env_step.py            # full run, a few minutes on 2 cores
     python benchmarks/env_step.py --quick    # a short run
+    python benchmarks/env_step.py --quick --baseline-rev e630dc4   # + worker overhead before/after, one run
     COMPILERDREAM_WORKER_SPIN_US=0 python benchmarks/env_step.py   # the worker without polling
 Results go to benchmarks/results/env_step.json.
 """
@@ -37,7 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's package, whatever is installed
+# This tree's package, whatever is installed (or the tree a --baseline-rev measurement names).
+sys.path.insert(0, os.environ.get("COMPILERDREAM_BENCH_TREE") or str(Path(__file__).resolve().parent.parent))
 import compilerdream.compiler as cc  # noqa: E402
 from compilerdream.compiler import _core  # noqa: E402
 from compilerdream.compiler import env as env_module  # noqa: E402
@@ -219,6 +221,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run (fewer episodes, 1,000-step RSS run)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating in-process/worker measurements per row")
+    parser.add_argument("--baseline-rev", default=None,
+                        help="also measure the worker overhead at 200 instructions of this git revision, alternating "
+                             "with this tree (e.g. e630dc4, the commit before the worker-protocol work)")  # fmt: skip
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "env_step.json"))
     args = parser.parse_args(argv)
 
@@ -277,6 +282,11 @@ def main(argv: list[str] | None = None) -> dict:
                 results["resets"].append(row)
                 print(json.dumps(row), flush=True)
 
+        if args.baseline_rev:
+            results["against_baseline"] = compare_worker_overhead(modules["200"], args.baseline_rev, args.rounds,
+                                                                  env_episodes)  # fmt: skip
+            print(json.dumps(results["against_baseline"]), flush=True)
+
         rotation = list(modules.values())
         results["rss"] = {
             isolation: rss_growth(rotation, isolation, rss_episodes, rss_warmup) for isolation in ("process", "none")
@@ -291,6 +301,41 @@ def main(argv: list[str] | None = None) -> dict:
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}")
     return results
+
+
+def _overhead_in(tree: Path, module: Path, episodes: int) -> dict:
+    """Median µs per step, in-process and worker, of `tree`'s compilerdream, in a fresh interpreter."""
+    code = (
+        "import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import env_step as es; "
+        "seqs = es.pass_sequences(0, int(sys.argv[3])); "
+        "print('RESULT ' + json.dumps({o: {i: es.median(es.time_env_steps(Path(sys.argv[2]), i, o, seqs)) "
+        "for i in ('none', 'process')} for o in ('IrInstructionCount', 'Autophase')}))"
+    )
+    env = dict(os.environ, COMPILERDREAM_BENCH_TREE=str(tree), PYTHONPATH=str(tree))
+    proc = subprocess.run([sys.executable, "-c", code, str(REPO / "benchmarks"), str(module), str(episodes)],
+                          cwd=tree, env=env, capture_output=True, text=True)  # fmt: skip
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"env_step: the measurement of {tree} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def compare_worker_overhead(module: Path, rev: str, rounds: int, episodes: int) -> dict:
+    """Worker / in-process step time at ~200 instructions, this tree against `rev`, alternating rounds."""
+    from train_speed import Worktree
+
+    ratios: dict[str, dict[str, list[float]]] = {"baseline": {}, "current": {}}
+    with Worktree(rev) as baseline:
+        trees = {"baseline": baseline, "current": REPO}
+        for index in range(rounds):
+            for name in (list(trees) if index % 2 == 0 else list(trees)[::-1]):
+                for observation, row in _overhead_in(trees[name], module, episodes).items():
+                    ratios[name].setdefault(observation, []).append(row["process"] / row["none"])
+    out = {"baseline_rev": rev, "rounds": rounds}
+    for name, per_observation in ratios.items():
+        out[name] = {obs: {"worker_over_in_process_median": median(values), "per_round": values}
+                     for obs, values in per_observation.items()}  # fmt: skip
+    return out
 
 
 def evaluate_targets(results: dict) -> dict:
@@ -329,6 +374,12 @@ def print_report(results: dict) -> None:
     print(
         f"\n{machine['cpus']} CPUs, load average {machine['load_average_at_start'][0]:.1f} at start, {machine['load_average_at_end'][0]:.1f} at end"
     )
+    if "against_baseline" in results:
+        compared = results["against_baseline"]
+        for obs in compared["current"]:
+            print(f"worker / in-process at 200 instructions ({obs}): {compared['current'][obs]['worker_over_in_process_median']:.2f}x "
+                  f"now, {compared['baseline'][obs]['worker_over_in_process_median']:.2f}x at {compared['baseline_rev']} "
+                  f"(medians of {compared['rounds']} alternating rounds)")  # fmt: skip
     print("targets: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in results["targets"].items()))
 
 
