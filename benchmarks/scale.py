@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     programs = pick_programs(args.dataset, args.split, args.programs)
+    load_start = round(os.getloadavg()[0], 2)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     print(f"{PROG}: {len(programs)} programs of {args.dataset}/{args.split}; methods {args.methods}, "
-          f"{args.compilations} compilations; jobs {args.jobs}; load average {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip
+          f"{args.compilations} compilations; jobs {args.jobs}; load average {load_start:.1f}", file=sys.stderr)  # fmt: skip
 
     # 1. local pool against Ray on this machine, alternating so that load changes hit both
     times: dict[str, list[float]] = {"local": [], "ray": []}
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "local_seconds": times["local"], "ray_seconds": times["ray"],
         "local_programs_per_s": len(programs) / local_s, "ray_programs_per_s": len(programs) / ray_s,
         "ray_over_local": ray_s / local_s, "same_results": same, "cpus": os.cpu_count(),
+        "command": " ".join(["python3", "benchmarks/scale.py", *(sys.argv[1:] if argv is None else argv)]),
+        "load_average_start": load_start, "cluster_programs": args.cluster_programs, "node_cpus": args.node_cpus,
     }  # fmt: skip
 
     # 2. a simulated cluster: one node, then two
