@@ -72,11 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         budget = Budget(seconds=args.seconds, compilations=args.compilations)
         start = check_start(args.start, SEARCH_STARTS, "--start") if args.start is not None else None
         action_space(args.action_space)  # refused here, before any work starts
-        policies = [
-            make_policy(m.strip(), coreset=args.coreset, budget=budget if given else None, start=start)
+        specs = [
+            (m.strip(), {"coreset": args.coreset, "budget": budget if given else None, "start": start})
             for m in args.methods.split(",")
             if m.strip()
         ]
+        policies = [make_policy(method, **kwargs) for method, kwargs in specs]  # unknown names refused here
         one = Budget(compilations=1)
         budgets = {"-Oz": one, "-O3": one}
         if not given:  # optimize's own default budget, as `compilerdream optimize` runs it
@@ -85,37 +86,15 @@ def main(argv: list[str] | None = None) -> int:
             budgets["optimize"] = default_budget()
         if args.jobs is not None and args.jobs <= 0:
             raise ValueError(f"--jobs must be positive, got {args.jobs}")
+        options = dict(action_space=args.action_space, seed=args.seed, out_dir=args.out, budgets=budgets,
+                       start=start or "o0")  # fmt: skip
         if args.executor == "local" and (args.jobs or 1) == 1 and not args.ray_address:
-            results = run_search(
-                policies,
-                expand(args.benchmarks),
-                budget,
-                action_space=args.action_space,
-                seed=args.seed,
-                out_dir=args.out,
-                budgets=budgets,
-                start=start or "o0",
-            )
+            results = run_search(policies, expand(args.benchmarks), budget, **options)
         else:  # per program on a process pool or Ray; results.jsonl grows as programs finish
             from .search_executor import run_search_on
 
-            specs = [
-                (m.strip(), {"coreset": args.coreset, "budget": budget if given else None, "start": start})
-                for m in args.methods.split(",")
-                if m.strip()
-            ]
             with make_executor(args.executor, args.jobs, args.ray_address) as executor:
-                results = run_search_on(
-                    executor,
-                    specs,
-                    expand(args.benchmarks),
-                    budget,
-                    action_space=args.action_space,
-                    seed=args.seed,
-                    out_dir=args.out,
-                    budgets=budgets,
-                    start=start or "o0",
-                )
+                results = run_search_on(executor, specs, expand(args.benchmarks), budget, **options)
     except (CompilerDreamError, ValueError) as exc:
         print(f"compilerdream search: {exc}", file=sys.stderr)
         return 2
