@@ -60,7 +60,7 @@ from compilerdream.compiler.coreset import CoresetPolicy, load_coreset  # noqa: 
 from compilerdream.compiler.default_optimizer import default_policy  # noqa: E402
 from compilerdream.compiler.errors import CompilerDreamError  # noqa: E402
 from compilerdream.compiler.fileio import atomic_write  # noqa: E402
-from compilerdream.compiler.metrics import geomean  # noqa: E402
+from compilerdream.compiler.metrics import geomean, percent_below_oz  # noqa: E402
 from compilerdream.compiler.progress import line_buffered_stdout, progress_bar  # noqa: E402
 from compilerdream.compiler.search import (  # noqa: E402
     Budget,
@@ -122,11 +122,6 @@ ROW_FIELDS = (
     "benchmark", "package", "method", "O0", "Oz", "final", "reduction", "percent_below_oz",
     "walltime", "compilations", "budget", "start", "error", "final_unfloored", "best_passes", "commandline",
 )  # fmt: skip
-
-
-def percent_below_oz(oz: int, final: int) -> float:
-    """GRACE's metric of one program: 100 * (Oz - final) / Oz (negative when worse than -Oz)."""
-    return 100.0 * (oz - final) / max(1, oz)
 
 
 def program_seed(seed: int, uri: str) -> int:

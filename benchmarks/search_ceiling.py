@@ -31,11 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from quality import package_of, percent_below_oz, program_seed, spread_subset  # noqa: E402
+from quality import package_of, program_seed, spread_subset  # noqa: E402
 
 from compilerdream.compiler.default_optimizer import default_policy  # noqa: E402
 from compilerdream.compiler.fileio import atomic_write  # noqa: E402
-from compilerdream.compiler.metrics import geomean  # noqa: E402
+from compilerdream.compiler.metrics import geomean, percent_below_oz  # noqa: E402
 from compilerdream.compiler.progress import progress_bar  # noqa: E402
 from compilerdream.compiler.search import search_benchmark  # noqa: E402
 from compilerdream.optimize import positive  # noqa: E402

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from compilerdream.compiler.env import LlvmEnv
-from compilerdream.compiler.metrics import dataset_of, leaderboard_reward, reduction, summarize
+from compilerdream.compiler.metrics import dataset_of, leaderboard_reward, percent_below_oz, reduction, summarize
 from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
 from compilerdream.compiler.search import SearchContext, SearchPolicy, SearchResult, summary_table
 from compilerdream.compiler.spaces import action_space
@@ -41,6 +41,7 @@ from compilerdream.search import (
     BenchmarkRef,
     _load_dir,
     agent_config,
+    agent_on_benchmark,
     load_agent,
     prepare_output,
     require_checkpoint,
@@ -483,9 +484,7 @@ class ValuePrediction(SearchPolicy):
         ctx.reset("o0")
         observer = AgentObserver(self.settings, self.agent.num_actions)
         obs = observer.start(ctx.env)
-        devices = [self.agent.device] if self.agent.device.type == "cuda" else []
-        with torch.no_grad(), single_thread_on_cpu(self.agent), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.rng.randrange(2**31))
+        with torch.no_grad(), agent_on_benchmark(self.agent, ctx):
             predicted = predict_sequences(self.agent, obs, self.sequences, self.state_mean)
         return rank_sequences([p for p, _ in predicted])
 
@@ -533,11 +532,6 @@ def agent_policy(guided: Any, coreset: Any = "default", k: int = 5) -> tuple[Val
     except ValueError as exc:
         return ValueThenGuided(guided, None), f"no value prediction: {str(exc).splitlines()[0]}"
     return ValueThenGuided(guided, vp), ""
-
-
-def percent_below_oz(oz: int, final: int) -> float:
-    """GRACE's metric on one program: 100 * (Oz - final) / Oz (> 0 is smaller than -Oz)."""
-    return 100.0 * (float(oz) - float(final)) / max(1.0, float(oz))
 
 
 def k_table(reports: Sequence[BenchmarkReport], ks: Sequence[int] = K_VALUES) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """`compilerdream optimize`: one program, the best pass sequence found within a budget, never worse than -Oz (REFERENCE §3, §6.8).
 
-With a checkpoint the agent's guided search runs (REFERENCE §3). Without one, the default
+With a checkpoint (a directory, or `default` for the shipped agent) the agent's value
+prediction compiles its top `--top-k` coreset sequences, then its guided search (REFERENCE §3)
+spends the rest of the budget. Without one, the default
 method (`default_policy`): -Oz, then every sequence of the shipped LLVM-19 coreset from
 -O0 or from -Oz (best prefix kept), then greedy search from the best result so far and
 random search from -Oz while a small budget lasts (about a second per program in all).

@@ -272,13 +272,10 @@ class GuidedSearch(SearchPolicy):
 
     def search(self, ctx: SearchContext) -> None:
         """Rollouts from the context's start until the budget is spent (the harness stops us)."""
-        import torch
 
         ctx.env.action_space = self.settings.act_space
         observer = AgentObserver(self.settings, self.num_actions)
-        devices = [self.agent.device] if self.agent.device.type == "cuda" else []
-        with single_thread_on_cpu(self.agent), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.rng.randrange(2**31))  # each benchmark reproducible from the harness seed
+        with agent_on_benchmark(self.agent, ctx):
             first = True
             while not ctx.exhausted:
                 ctx.reset()
@@ -321,6 +318,18 @@ def single_thread_on_cpu(agent: Agent) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@contextmanager
+def agent_on_benchmark(agent: Agent, ctx: SearchContext) -> Iterator[None]:
+    """The agent acting on one benchmark: one CPU thread, and torch's RNG seeded from the harness's
+    (so each benchmark is reproducible from the harness seed), the caller's RNG state restored after."""
+    import torch
+
+    devices = [agent.device] if agent.device.type == "cuda" else []
+    with single_thread_on_cpu(agent), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(ctx.rng.randrange(2**31))
+        yield
+
+
 def _one_hot_like(previous: Any, action: int) -> Any:
     """A (1, A) one-hot tensor on the device and dtype of `previous`."""
     onehot = previous.new_zeros(previous.shape)
@@ -334,9 +343,7 @@ def _one_hot_like(previous: Any, action: int) -> Any:
 
 def checkpoint_config(directory: str | os.PathLike) -> Config | None:
     """`directory/config.yaml` over the current defaults (keys added since it was written get defaults), or None."""
-    from compilerdream.pretrained import resolve_checkpoint
-
-    path = Path(resolve_checkpoint(directory)) / "config.yaml"
+    path = Path(directory) / "config.yaml"
     if not path.is_file():
         return None
     saved = Config.load(path)
@@ -414,14 +421,11 @@ class OneRollout(SearchPolicy):
         self.guided = guided_policy
 
     def search(self, ctx: SearchContext) -> None:
-        import torch
 
         g = self.guided
         ctx.env.action_space = g.settings.act_space
         observer = AgentObserver(g.settings, g.num_actions)
-        devices = [g.agent.device] if g.agent.device.type == "cuda" else []
-        with single_thread_on_cpu(g.agent), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(ctx.rng.randrange(2**31))
+        with agent_on_benchmark(g.agent, ctx):
             ctx.reset()
             g.rollout(ctx, observer, observer.start(ctx.env))
 

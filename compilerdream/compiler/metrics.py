@@ -22,6 +22,11 @@ def reduction(oz: float, final: float) -> float:
     return float(oz) / max(1.0, float(final))
 
 
+def percent_below_oz(oz: float, final: float) -> float:
+    """GRACE's metric of one program: 100 * (Oz - final) / Oz (> 0 is smaller than -Oz, negative when larger)."""
+    return 100.0 * (float(oz) - float(final)) / max(1.0, float(oz))
+
+
 def leaderboard_reward(o0: float, oz: float, final: float) -> float:
     """CompilerGym's leaderboard score of one run: (O0 - final) / max(O0 - Oz, 1), clipped at 0."""
     return max(0.0, (float(o0) - float(final)) / max(float(o0) - float(oz), 1.0))
