@@ -57,7 +57,7 @@ if str(REPO) not in sys.path:  # run from anywhere without installing
 
 from compilerdream.compiler.benchmarks import Benchmark, resolve_benchmark  # noqa: E402
 from compilerdream.compiler.coreset import CoresetPolicy, load_coreset  # noqa: E402
-from compilerdream.compiler.default_optimizer import default_policy  # noqa: E402
+from compilerdream.compiler.default_optimizer import OUTLINE_PIPELINES, Outline, default_policy  # noqa: E402
 from compilerdream.compiler.errors import CompilerDreamError  # noqa: E402
 from compilerdream.compiler.fileio import atomic_write  # noqa: E402
 from compilerdream.compiler.metrics import geomean, percent_below_oz  # noqa: E402
@@ -79,9 +79,11 @@ log = logging.getLogger("quality")
 #: Method keys (for --methods) in the order they run on each program: `coreset` before
 #: `random` and `guided`, whose budgets are the compilations `coreset` used on the program.
 ORDER = (
-    "oz", "o3", "coreset-nvp50", "coreset-nvp50-both", "coreset", "random", "optimize",
-    "agent-rollout", "guided", "agent-vp",
+    "oz", "o3", "oz-outline", "coreset-nvp50", "coreset-nvp50-both", "coreset", "random", "optimize-no-outline",
+    "optimize", "agent-rollout", "guided", "agent-vp",
 )  # fmt: skip
+#: Rows timed around a whole call of their own, floored at -Oz (as `compilerdream optimize` is).
+OPTIMIZE_METHODS = ("optimize", "optimize-no-outline")
 AGENT_METHODS = ("agent-rollout", "guided", "agent-vp")
 BASELINES = ("oz", "o3")
 ONE_COMPILATION = Budget(compilations=1)
@@ -283,9 +285,12 @@ def build_methods(settings: Settings) -> Methods:
             m.policies[key], m.budgets[key] = policy, coreset_budget(policy)
     if "random" in keys:
         m.policies["random"] = RandomSearch()
-    if "optimize" in keys:
-        policy, budget = default_policy()
-        m.policies["optimize"], m.budgets["optimize"] = policy, budget
+    for key in OPTIMIZE_METHODS:
+        if key in keys:
+            m.policies[key], m.budgets[key] = default_policy(outline=key == "optimize")
+    if "oz-outline" in keys:
+        m.policies["oz-outline"] = Outline(from_oz=True)
+        m.budgets["oz-outline"] = Budget(compilations=1 + len(OUTLINE_PIPELINES))
     if keys & set(AGENT_METHODS):
         m.agent = load_agent_rows(
             settings.checkpoint, settings.device, settings.top_k, settings.label("agent-vp"), settings.coreset
@@ -303,7 +308,7 @@ def run_method(
     label, package = settings.label(key), package_of(bench.uri)
     run: dict[str, Any] = dict(seed=seed, dataset=package, action_space="NoLimit")
     run["env_factory"] = lambda: LlvmEnv(action_space="NoLimit", worker=worker)
-    if key in ("oz", "o3"):
+    if key in ("oz", "o3", "oz-outline"):
         return result_row(search_benchmark(m.policies[key], bench, m.budgets[key], **run), label, package)
     if key.startswith("coreset"):
         row = result_row(search_benchmark(m.policies[key], bench, m.budgets[key], **run), label, package)
@@ -312,7 +317,7 @@ def run_method(
     if key == "random":
         budget = Budget(compilations=matched or settings.matched_fallback)
         return result_row(search_benchmark(m.policies[key], bench, budget, **run, start="both"), label, package)
-    if key == "optimize":  # as a call of its own: its own compiler worker, timed around the whole call
+    if key in OPTIMIZE_METHODS:  # as a call of its own: its own compiler worker, timed around the whole call
         del run["env_factory"]
         clock = time.monotonic()
         result = search_benchmark(m.policies[key], bench, m.budgets[key], **run)
@@ -496,11 +501,11 @@ def check_methods(requested: Sequence[str], args) -> tuple[list[str], list[str]]
                     raise UsageError(f"--coreset {args.coreset}: {_one_line(str(exc))}") from None
                 notes.append(f"{key} not run: {_one_line(str(exc))}")
                 continue
-        elif key == "optimize":
+        elif key in OPTIMIZE_METHODS:
             try:
                 default_policy()
             except CompilerDreamError as exc:  # e.g. the shipped coreset file is missing
-                notes.append(f"optimize not run: default_policy() failed: {_one_line(str(exc))}")
+                notes.append(f"{key} not run: default_policy() failed: {_one_line(str(exc))}")
                 continue
         elif key in AGENT_METHODS:
             if not args.checkpoint:
@@ -768,8 +773,17 @@ def method_notes(keys: Sequence[str], settings: Settings, optimize_budget: str |
             f"compilations on each program as the `{lab('coreset')}` row used there"
             + ("" if "coreset" in keys else f" (that row is not run here: {settings.matched_fallback} compilations)")
         ),
+        "oz-outline": (
+            "-Oz, then each of `optimize`'s outlining pipelines (LLVM's IR outliner + clean-up, "
+            "`default_optimizer.OUTLINE_PIPELINES`) on -Oz's output, the best kept"
+        ),
+        "optimize-no-outline": (
+            f"`compilerdream optimize --no-outline`: the `{lab('optimize')}` row without the IR outliner (only "
+            "CompilerGym's 124 passes and -Oz), same budget and floor"
+        ),
         "optimize": (
-            f"`compilerdream optimize`'s default method (`default_policy()`, budget {optimize_budget}); final floored at "
+            f"`compilerdream optimize`'s default method (`default_policy()`, budget {optimize_budget}): the coreset, "
+            "LLVM's IR outliner on the best, then search; final floored at "
             "-Oz's count, as `compilerdream optimize` returns -Oz's output when search loses (`final_unfloored` in "
             "results.json keeps the search's own count); wall time around the whole call"
         ),
@@ -1012,19 +1026,25 @@ def run(argv: Sequence[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (2: bad command line or input, before any work)."""
+def script_main(prog: str, run_script, argv: Sequence[str] | None) -> int:
+    """A benchmark script's entry point around `run_script(argv)`: its exit code; a UsageError
+    (bad command line or input, before any work) is one line and exit code 2."""
     line_buffered_stdout()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return run(argv)
+        return run_script(argv)
     except UsageError as exc:
-        print(f"{PROG}: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2: bad command line or input, before any work)."""
+    return script_main(PROG, run, argv)
 
 
 if __name__ == "__main__":

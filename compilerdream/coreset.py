@@ -31,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from compilerdream.compiler.default_optimizer import Outline
 from compilerdream.compiler.env import LlvmEnv
 from compilerdream.compiler.metrics import dataset_of, leaderboard_reward, percent_below_oz, reduction, summarize
 from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
-from compilerdream.compiler.search import SearchContext, SearchPolicy, SearchResult, summary_table
+from compilerdream.compiler.search import BudgetExhausted, SearchContext, SearchPolicy, SearchResult, summary_table
 from compilerdream.compiler.spaces import action_space
 from compilerdream.search import (
     AgentObserver,
@@ -503,35 +504,45 @@ class ValueThenGuided(SearchPolicy):
     while the budget lasts; the harness keeps the best prefix over both.
     """
 
-    def __init__(self, guided: Any, value_prediction: ValuePrediction | None):
+    def __init__(self, guided: Any, value_prediction: ValuePrediction | None, outline: bool = False):
         self.guided, self.value_prediction = guided, value_prediction
         self.name = "value-prediction+guided" if value_prediction is not None else "guided"
+        # on value prediction's best: guided search alone spends the whole budget, nothing is left after it
+        self.outline = Outline() if outline and value_prediction is not None else None
 
     def describe(self) -> str:
         vp = self.value_prediction
         head = f"the agent's top {vp.k} of the {vp.coreset.name} coreset's {len(vp.coreset)} sequences, then " if vp else ""
-        return head + "guided search"
+        return head + ("the IR outliner on the best, then " if self.outline else "") + "guided search"
 
     def search(self, ctx: SearchContext) -> None:
         if self.value_prediction is not None:
             self.value_prediction.search(ctx)
+        if self.outline is not None and not ctx.exhausted:
+            try:
+                self.outline.search(ctx)
+            except BudgetExhausted:
+                return
         if not ctx.exhausted:
             self.guided.search(ctx)
 
 
-def agent_policy(guided: Any, coreset: Any = "default", k: int = 5) -> tuple[ValueThenGuided, str]:
-    """Value prediction (when the agent can rank `coreset` and k > 0) then guided search; and why not VP.
+def agent_policy(
+    guided: Any, coreset: Any = "default", k: int = 5, outline: bool = False
+) -> tuple[ValueThenGuided, str]:
+    """Value prediction (when the agent can rank `coreset` and k > 0), the IR outliner on the
+    best (`outline`), then guided search; and why not VP.
 
     An agent trained without the NoLimit action space, or without the -Oz-continue action
     for a coreset with sequences from -Oz, cannot rank it: it runs guided search alone.
     """
     if coreset is None or k <= 0:
-        return ValueThenGuided(guided, None), "no value prediction (no coreset or top k 0)"
+        return ValueThenGuided(guided, None, outline), "no value prediction (no coreset or top k 0)"
     try:
         vp = ValuePrediction(guided.agent, guided.settings, coreset, k)
     except ValueError as exc:
-        return ValueThenGuided(guided, None), f"no value prediction: {str(exc).splitlines()[0]}"
-    return ValueThenGuided(guided, vp), ""
+        return ValueThenGuided(guided, None, outline), f"no value prediction: {str(exc).splitlines()[0]}"
+    return ValueThenGuided(guided, vp, outline), ""
 
 
 def k_table(reports: Sequence[BenchmarkReport], ks: Sequence[int] = K_VALUES) -> dict[str, Any]:

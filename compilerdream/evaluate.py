@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .compiler.benchmarks import C_SUFFIXES, IR_SUFFIXES, Benchmark, resolve_benchmark
-from .compiler.default_optimizer import default_budget
+from .compiler.default_optimizer import default_budgets
 from .compiler.env import LlvmEnv
 from .compiler.errors import CompilerDreamError, UnknownNameError
 from .compiler.executor import add_executor_args, make_executor
@@ -44,6 +44,10 @@ from .report import write_report
 PROG = "compilerdream evaluate"
 BASELINE_METHODS = ("oz", "o3", "random", "greedy", "coreset", "optimize")
 ALL_METHODS = (*BASELINE_METHODS, "guided")
+#: Also accepted by --methods (not run by default): optimize within CompilerGym's actions and
+#: -Oz only, and -Oz followed by optimize's outlining pipelines.
+OPTIONAL_METHODS = ("optimize-no-outline", "oz-outline")
+CORESET_METHODS = ("coreset", "optimize", "optimize-no-outline")  # take --coreset
 DEFAULT_SECONDS = 60.0  # the reference's guided-search wall time per benchmark (§3)
 ONE_COMPILATION = Budget(compilations=1)
 
@@ -67,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="trained agent directory, or `default` for the shipped agent (enables the 'guided' method)",
     )
     p.add_argument(
-        "--methods", default=None, help=f"comma-separated from {','.join(ALL_METHODS)} (default: all available)"
+        "--methods", default=None, help=f"comma-separated from {','.join(ALL_METHODS + OPTIONAL_METHODS)} (default: all available of "
+        f"{','.join(ALL_METHODS)})"
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument(
@@ -189,12 +194,13 @@ def choose_policies(
     `coreset_start`: --start as given (None: coreset sequences start where the coreset says).
     """
     requested = [m.strip().lower().lstrip("-") for m in (args.methods or ",".join(ALL_METHODS)).split(",") if m.strip()]
-    unknown = [m for m in requested if m not in ALL_METHODS]
+    unknown = [m for m in requested if m not in ALL_METHODS + OPTIONAL_METHODS]
     if unknown:
-        raise UsageError(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(ALL_METHODS)}")
+        choices = ", ".join(ALL_METHODS + OPTIONAL_METHODS)
+        raise UsageError(f"unknown method(s) {', '.join(unknown)}: choose from {choices}")
     policies, notes = [], []
     for method in dict.fromkeys(requested):
-        if method in ("coreset", "optimize"):
+        if method in CORESET_METHODS:
             try:
                 policies.append(make_policy(method, coreset=args.coreset, budget=budget_given, start=coreset_start))
             except CompilerDreamError as exc:
@@ -222,7 +228,7 @@ def policy_specs(
     methods = list(dict.fromkeys(requested))
     guided_loaded = len(policies) > len([m for m in methods if m != "guided"])
     for method in methods:
-        if method in ("coreset", "optimize"):
+        if method in CORESET_METHODS:
             specs.append((method, {"coreset": args.coreset, "budget": budget_given, "start": coreset_start}))
         elif method != "guided":
             specs.append((method, {}))
@@ -415,7 +421,7 @@ def evaluate(args: argparse.Namespace) -> tuple[list[SearchResult], dict[str, st
         seed=args.seed,
         out_dir=args.out,
         progress=sys.stderr.isatty(),
-        budgets={"-Oz": ONE_COMPILATION, "-O3": ONE_COMPILATION, **({} if given else {"optimize": default_budget()})},
+        budgets={"-Oz": ONE_COMPILATION, "-O3": ONE_COMPILATION, **({} if given else default_budgets())},
         start=start,
     )
     if getattr(args, "executor", "local") == "local" and (getattr(args, "jobs", None) or 1) == 1 and not getattr(args, "ray_address", None):

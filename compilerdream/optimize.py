@@ -171,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --checkpoint: coreset sequences the agent's value prediction compiles before guided search "
         "(default 5; 0 = guided search alone)",
     )
+    p.add_argument(
+        "--no-outline", dest="outline", action="store_false",
+        help="do not try LLVM's IR outliner (iroutliner) on the best result: the result then uses only "
+        "CompilerGym's 124 passes and -Oz",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-space", default="NoLimit")
     p.add_argument("--device", default="auto", help="for guided search: cpu, cuda or auto")
@@ -277,13 +282,15 @@ def _search(args, benchmark: Benchmark) -> tuple[list, str, str]:
     if guided is not None:
         from .coreset import agent_policy
 
-        policy, no_vp = agent_policy(guided, args.coreset, args.top_k)
+        policy, no_vp = agent_policy(guided, args.coreset, args.top_k, outline=args.outline)
         start = guided.settings.start
         budget = Budget(seconds=args.search_seconds, compilations=args.search_compilations)
         note = f"{policy.describe()} with the agent in {args.checkpoint} within {budget.describe()}"
         note += f" ({no_vp})" if no_vp else ""
     else:
-        policy, budget = default_policy(args.coreset, args.search_seconds, args.search_compilations)
+        policy, budget = default_policy(
+            args.coreset, args.search_seconds, args.search_compilations, outline=args.outline
+        )
         within = budget.describe() if (args.search_seconds or args.search_compilations) else (
             f"{DEFAULT_SEARCH_SECONDS:g} s (the coreset always finishes)" if args.coreset else f"{DEFAULT_SEARCH_SECONDS:g} s"
         )

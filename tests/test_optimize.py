@@ -121,7 +121,7 @@ def test_miscompile_falls_back_to_validated_oz(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(
         optimize,
         "default_policy",
-        lambda coreset, seconds, compilations: (
+        lambda coreset, seconds, compilations, outline=True: (
             types.SimpleNamespace(name="fake", describe=lambda: "fake", search=fake.search, fixed_start=None),
             Budget(compilations=compilations),
         ),
@@ -324,3 +324,34 @@ def test_coreset_option_takes_names_files_and_none(tmp_path, monkeypatch, capsys
     assert optimize.main([str(QSORT), "--coreset", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert "missing.json" in err and len(err.splitlines()) == 1
+
+
+def test_outline_is_tried_on_the_best_and_replays_with_opt(program_bitcode, opt_tool, tmp_path, monkeypatch, capsys):
+    """The default tries LLVM's IR outliner on the best result; --no-outline keeps to CompilerGym's passes and -Oz.
+
+    csmith_333 repeats code the outliner folds: with it the result is smaller, and opt-19 run
+    on the printed pipeline (iroutliner included) rebuilds exactly the reported count.
+    """
+    monkeypatch.chdir(tmp_path)
+    program = str(program_bitcode["csmith_333"])
+    code, with_outline, _ = run_json([program, "-o", "outlined.bc", "--search-compilations", "900"], capsys)
+    assert code == 0 and with_outline["method"] == "optimize"
+    code, without, _ = run_json([program, "-o", "plain.bc", "--search-compilations", "900", "--no-outline"], capsys)
+    assert code == 0 and without["method"] == "optimize-no-outline"
+    assert "iroutliner" in with_outline["passes"] and "iroutliner" not in without["passes"]
+    assert with_outline["result"] < without["result"] <= without["Oz"]
+    replayed = tmp_path / "replayed.bc"
+    subprocess.run([opt_tool, f"-passes={with_outline['passes']}", program, "-o", str(replayed)], check=True)
+    assert instruction_count(replayed) == with_outline["result"] == instruction_count(tmp_path / "outlined.bc")
+
+
+def test_oz_outline_method_beats_oz_where_code_repeats(program_bitcode):
+    from compilerdream.compiler.default_optimizer import OUTLINE_PIPELINES
+    from compilerdream.compiler.search import make_policy
+
+    found = search_benchmark(make_policy("oz-outline"), str(program_bitcode["csmith_333"]), Budget(compilations=10))
+    assert found.error is None and found.final < found.Oz
+    assert found.best_passes[0] == "default<Oz>" and found.best_passes[1] in OUTLINE_PIPELINES
+    assert found.compilations == 1 + len(OUTLINE_PIPELINES)  # -Oz once, each pipeline once on a fork
+    smooth = search_benchmark(make_policy("oz-outline"), str(QSORT), Budget(compilations=10))
+    assert smooth.final == smooth.Oz and smooth.best_passes == ["default<Oz>"]  # nothing to outline: -Oz stays

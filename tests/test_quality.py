@@ -87,7 +87,8 @@ def test_quick_run_table_has_the_rows_and_columns(quick_run):
     assert list(rows) == data["methods"]
     # -Oz, -O3 and random always exist; the others run when their components do, else a note says why
     assert {"-Oz", "-O3", "random"} <= set(rows)
-    for key in ("coreset-nvp50", "coreset-nvp50-both", "coreset", "optimize"):
+    assert "oz-outline" in rows  # needs no data file
+    for key in ("coreset-nvp50", "coreset-nvp50-both", "coreset", "optimize", "optimize-no-outline"):
         assert key in rows or any(note.startswith(f"{key} not run") for note in data["notes"]), key
     assert not any(m.startswith("agent") or m == "guided" for m in rows)  # no --checkpoint
     assert any("needs --checkpoint" in note for note in data["notes"])
@@ -126,6 +127,10 @@ def test_quick_run_per_program_values_are_consistent(quick_run):
             assert rows["coreset-nvp50-both"]["final"] <= rows["coreset-nvp50"]["final"]
         if "optimize" in rows:  # floored at -Oz
             assert rows["optimize"]["final"] <= rows["optimize"]["Oz"]
+            assert rows["optimize-no-outline"]["final"] <= rows["optimize"]["Oz"]
+            assert "iroutliner" not in " ".join(rows["optimize-no-outline"]["best_passes"])
+        outlined = rows["oz-outline"]  # -Oz, then each outlining pipeline once on a fork
+        assert outlined["final"] <= outlined["Oz"] and outlined["compilations"] == 3
     summary = data["summary"]
     for method, s in summary.items():
         mine = [r for r in results if r["method"] == method]

@@ -3,8 +3,10 @@
 `default_policy()` is the method `compilerdream optimize` runs without a checkpoint, and
 `compilerdream search/evaluate --methods optimize` run the same one: the caller measures
 -Oz (the fallback), then every sequence of the shipped LLVM-19 coreset runs from -O0 or
-from -Oz with the best prefix kept, then greedy search continues from the best result so
-far and random search runs from -Oz's output while the budget lasts.
+from -Oz with the best prefix kept, then LLVM's IR outliner is tried on the best result
+(`OUTLINE_PIPELINES`), then greedy search continues from the best result so far and random
+search runs from -Oz's output while the budget lasts (and the outliner is tried again if
+they found something better that it has not seen).
 """
 
 from __future__ import annotations
@@ -60,10 +62,60 @@ def from_start(start: str) -> Callable[[SearchContext], None]:
 
 
 def from_best(ctx: SearchContext) -> None:
-    """Continue from the best sequence found so far (replayed, one compilation a pass)."""
+    """Continue from the best sequence found so far (replayed, one compilation a pass);
+    from -Oz's output when nothing has beaten the unoptimized program yet."""
     start, actions = ctx.best_start, list(ctx.best_actions)
+    if not actions:
+        ctx.reset(start="oz")
+        return
     ctx.reset(start=start)  # from -Oz, the trajectory already holds default<Oz>
     ctx.trace(actions[1:] if actions[:1] == [OZ_PIPELINE] else actions)
+
+
+#: The clean-up after outlining (instcombine as the action space spells it: LLVM 19's plain
+#: `instcombine` aborts when it does not reach a fixpoint in one iteration).
+CLEANUP = "function(instcombine<no-verify-fixpoint>,simplifycfg)"
+#: Pipelines tried, each once on a fork, on the best result found: LLVM's IR outliner
+#: (`iroutliner`; in neither -Oz nor CompilerGym's 124 actions) replaces instruction sequences
+#: that repeat across a module by calls to one new function, and the clean-up passes fold
+#: what that exposes (the outliner's own cost model decides what to outline; where it finds
+#: nothing the module is unchanged). Chosen by `benchmarks/outline_choice.py` on the default
+#: corpus's validation split: the best pair among the replayable candidates (gvn-sink before
+#: the outliner did better but gives different modules from one input in LLVM 19.1.7).
+OUTLINE_PIPELINES = (
+    f"iroutliner,{OZ_PIPELINE},iroutliner,{CLEANUP}",
+    f"iroutliner,{CLEANUP},iroutliner,{CLEANUP}",
+)
+
+
+def outlined(actions: Sequence) -> bool:
+    """Whether a sequence already holds one of the outlining pipelines."""
+    return any(a in OUTLINE_PIPELINES for a in actions)
+
+
+class Outline(SearchPolicy):
+    """Each of `OUTLINE_PIPELINES` once, on a fork of the best result so far (or of -Oz's
+    output, `from_oz`); the best prefix keeps it only where it is smaller."""
+
+    name = "outline"
+
+    def __init__(self, pipelines: Sequence[str] = OUTLINE_PIPELINES, from_oz: bool = False):
+        self.pipelines = tuple(pipelines)
+        self.from_oz = from_oz
+        if from_oz:
+            self.name, self.fixed_start = "-Oz + outline", "oz"
+
+    def search(self, ctx: SearchContext) -> None:
+        if self.from_oz:
+            ctx.reset(start="oz")
+        else:
+            from_best(ctx)
+        for pipeline in self.pipelines:
+            child = ctx.fork()
+            try:
+                child.step(pipeline)
+            finally:
+                child.close()
 
 
 @dataclass(frozen=True)
@@ -109,18 +161,36 @@ class SearchAlone(SearchPolicy):
     name = "search"
     fixed_start = "o0"  # its phases choose their starts themselves
 
-    def __init__(self, budget: Budget, phases: Sequence[Phase] | None = None, coreset: Coreset | None = None):
+    def __init__(
+        self,
+        budget: Budget,
+        phases: Sequence[Phase] | None = None,
+        coreset: Coreset | None = None,
+        outline: bool = False,
+    ):
         self.budget = budget
         self.coreset = coreset
         if phases is None:
             phases = default_phases() if coreset is not None else search_phases()
         self.phases = list(phases)
+        self.outline = Outline() if outline else None
         if coreset is not None:
-            self.name = "optimize"
+            self.name = "optimize" if outline else "optimize-no-outline"
 
     def describe(self) -> str:
         parts = [f"the {self.coreset.name} coreset ({len(self.coreset)} sequences)"] if self.coreset else []
+        parts += ["the IR outliner on the best"] if self.outline else []
         return ", then ".join(parts + [p.label for p in self.phases])
+
+    def _outline(self, ctx: SearchContext) -> None:
+        """The outlining pipelines on the best result, unless it already holds one (the whole
+        search's budget applies, not a phase's: like the coreset, it always runs)."""
+        if self.outline is None or outlined(ctx.best_actions):
+            return
+        try:
+            self.outline.search(ctx)
+        except BudgetExhausted:
+            pass
 
     def _over(self, ctx: SearchContext, fraction: float) -> Callable[[], bool]:
         b = self.budget
@@ -135,14 +205,16 @@ class SearchAlone(SearchPolicy):
     def search(self, ctx: SearchContext) -> None:
         if self.coreset is not None:
             CoresetPolicy(self.coreset).search(ctx)
+        self._outline(ctx)
         for phase in self.phases:
             if ctx.exhausted:
-                return
+                break
             phased = _PhaseContext(ctx, self._over(ctx, phase.until), phase.reset)
             try:
                 phase.policy.search(phased)  # type: ignore[arg-type]
             except BudgetExhausted:
                 continue
+        self._outline(ctx)  # the search found something better that the outliner has not seen
 
 
 #: `optimize` with no budget flag: the coreset always runs to its end, then search goes on
@@ -157,23 +229,30 @@ def default_budget() -> Budget:
     return Budget(seconds=DEFAULT_CAP_SECONDS)
 
 
+def default_budgets() -> dict[str, Budget]:
+    """`default_budget()` by the names of the policies that use it (optimize with and without outlining)."""
+    return {"optimize": default_budget(), "optimize-no-outline": default_budget()}
+
+
 def default_policy(
     coreset: str | os.PathLike | Coreset | None = "default",
     search_seconds: float | None = None,
     search_compilations: int | None = None,
+    outline: bool = True,
 ) -> tuple[SearchPolicy, Budget]:
     """The method `compilerdream optimize` runs without a checkpoint, and its budget.
 
     -Oz (the fallback, measured by the caller), then the coreset from -O0 and from -Oz
-    (best prefix), then greedy/random search while the budget lasts. Without budget
-    arguments: search until DEFAULT_SEARCH_SECONDS (the coreset itself always finishes,
-    up to DEFAULT_CAP_SECONDS for the largest programs).
+    (best prefix), then the IR outliner on the best (`outline`; False keeps the result
+    within CompilerGym's action space and -Oz), then greedy/random search while the budget
+    lasts. Without budget arguments: search until DEFAULT_SEARCH_SECONDS (the coreset and the
+    outliner always finish, up to DEFAULT_CAP_SECONDS for the largest programs).
     """
     cs = load_coreset(coreset) if coreset is not None else None
     if search_seconds is None and search_compilations is None:
         phases_budget, budget = Budget(seconds=DEFAULT_SEARCH_SECONDS), default_budget()
     else:
         phases_budget = budget = Budget(seconds=search_seconds, compilations=search_compilations)
-    return SearchAlone(phases_budget, coreset=cs), budget
+    return SearchAlone(phases_budget, coreset=cs, outline=outline), budget
 
 

@@ -387,7 +387,7 @@ class PipelinePolicy(SearchPolicy):
 
 
 #: Methods `make_policy` knows (guided search needs a checkpoint and lives in compilerdream.search).
-POLICY_NAMES = ("oz", "o3", "random", "greedy", "coreset", "optimize")
+POLICY_NAMES = ("oz", "o3", "random", "greedy", "coreset", "optimize", "optimize-no-outline", "oz-outline")
 
 
 def make_policy(
@@ -395,17 +395,23 @@ def make_policy(
 ) -> SearchPolicy:
     """A policy by name: random, greedy, oz, o3, coreset (best prefix over `coreset`; `start`
     o0/oz/both overrides the starts it stores), optimize (`compilerdream optimize`'s default
-    method; with `budget`, its search stops there, else at its own small default)."""
+    method; with `budget`, its search stops there, else at its own small default),
+    optimize-no-outline (the same without LLVM's IR outliner: CompilerGym's actions and -Oz
+    only), oz-outline (-Oz, then the outlining pipelines of `optimize`)."""
     key = name.lower()
     if key == "coreset":
         from .coreset import CoresetPolicy
 
         return CoresetPolicy(coreset or "default", start=start)
-    if key == "optimize":
+    if key in ("optimize", "optimize-no-outline"):
         from .default_optimizer import default_policy
 
         seconds, compilations = (budget.seconds, budget.compilations) if budget else (None, None)
-        return default_policy(coreset, seconds, compilations)[0]
+        return default_policy(coreset, seconds, compilations, outline=key == "optimize")[0]
+    if key == "oz-outline":
+        from .default_optimizer import Outline
+
+        return Outline(from_oz=True)
     if key == "random":
         return RandomSearch()
     if key == "greedy":

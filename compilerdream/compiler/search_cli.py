@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         default="oz,o3,random,greedy",
         help="comma-separated: oz, o3, random, greedy, coreset (best prefix over --coreset), "
-        "optimize (`compilerdream optimize`'s default: -Oz, the coreset, then a little search)",
+        "optimize (`compilerdream optimize`'s default: -Oz, the coreset, LLVM's IR outliner on the best, then a "
+        "little search), optimize-no-outline (the same without the outliner), oz-outline (-Oz, then the outliner)",
     )
     p.add_argument(
         "--coreset", default="default", help="for coreset/optimize: default (LLVM 19, shipped), nvp50, or a coreset JSON file"
@@ -81,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         one = Budget(compilations=1)
         budgets = {"-Oz": one, "-O3": one}
         if not given:  # optimize's own default budget, as `compilerdream optimize` runs it
-            from .default_optimizer import default_budget
+            from .default_optimizer import default_budgets
 
-            budgets["optimize"] = default_budget()
+            budgets.update(default_budgets())
         if args.jobs is not None and args.jobs <= 0:
             raise ValueError(f"--jobs must be positive, got {args.jobs}")
         options = dict(action_space=args.action_space, seed=args.seed, out_dir=args.out, budgets=budgets,

@@ -1,7 +1,7 @@
 """Fixtures for the compiler_gym compatibility tests: this checkout's compiler_gym, data roots, script runner.
 
-Every test runs with an empty data root ($COMPILERDREAM_DATA), so no dataset is installed
-unless a test installs one: the bundled cbench-v1/crc32 is what the scripts use, and
+Every test runs with an empty data root ($COMPILERDREAM_DATA) and an empty CompilerGym site data
+directory ($COMPILER_GYM_SITE_DATA), so no dataset is installed unless a test installs one: the bundled cbench-v1/crc32 is what the scripts use, and
 `cbench_data_root` installs a small cbench-v1 (the real LLVM 10 crc32.bc from CompilerGym's
 wheel and our qsort.c) under CompilerGym's name, the way a user would.
 """
@@ -31,9 +31,15 @@ def empty_data_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cg-data-empty")
 
 
+@pytest.fixture(scope="session")
+def empty_site_data(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cg-site-data-empty")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_data_root(monkeypatch, empty_data_root):
+def _isolated_data_root(monkeypatch, empty_data_root, empty_site_data):
     monkeypatch.setenv("COMPILERDREAM_DATA", str(empty_data_root))
+    monkeypatch.setenv("COMPILER_GYM_SITE_DATA", str(empty_site_data))  # not a real CompilerGym's datasets
     monkeypatch.setenv("COMPILERDREAM_QUIET_COMPILER_GYM", "1")
 
 

@@ -19,12 +19,18 @@ from compiler_gym.envs.llvm import (
     make_benchmark,
     make_benchmark_from_command_line,
 )
-from compiler_gym.errors import BenchmarkInitError, ServiceError, ServiceIsClosed, SessionNotFound
+from compiler_gym.errors import (
+    BenchmarkInitError,
+    EnvironmentNotSupported,
+    ServiceError,
+    ServiceIsClosed,
+    SessionNotFound,
+)
 from compiler_gym.spaces import observation_spec
 
 from compilerdream.compiler import Benchmark as NativeBenchmark
 from compilerdream.compiler._core import Module
-from compilerdream.compiler.errors import CompileError, MalformedInputError
+from compilerdream.compiler.errors import CompileError, EmptyModuleError, MalformedInputError, ToolNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +233,82 @@ def test_gymnasium_make_returns_the_environment():
         compiler_gym.make("llvm-nope-v0")
 
 
+def test_every_environment_id_and_make_keywords():
+    mem2reg = ["-mem2reg"]
+    native = {
+        space: native_replay(crc32_benchmark(), mem2reg, space)["rewards"][0]
+        for space in ("IrInstructionCountOz", "ObjectTextSizeOz")
+    }
+    for env_id in compiler_gym.COMPILER_GYM_ENVS:
+        spec = compiler_gym.ENV_SPECS[env_id]
+        with compiler_gym.make(env_id, benchmark="cbench-v1/crc32") as env:
+            observation = env.reset()
+            expected = spec.get("observation_space")
+            if expected is None:
+                assert observation is None and env.observation_space is None, env_id
+            elif expected == "Ir":
+                assert isinstance(observation, str) and observation == env.observation["Ir"], env_id
+            else:
+                assert observation.shape == (56,) and env.observation_space_spec.id == expected, env_id
+            _, reward, done, _ = env.step(env.action_space["-mem2reg"])
+            assert not done
+            if "reward_space" in spec:
+                assert env.reward_space.name == spec["reward_space"], env_id
+                assert reward == pytest.approx(native[spec["reward_space"]], rel=1e-12), env_id
+            else:
+                assert env.reward_space is None and reward is None, env_id
+    # Keywords override the id's spaces, by name or to None.
+    with compiler_gym.make(
+        "llvm-v0", benchmark=CRC32_URI, observation_space="InstCount", reward_space="IrInstructionCountOz"
+    ) as env:
+        assert env.reset().shape == (70,)
+        assert env.step(env.action_space["-mem2reg"])[1] == pytest.approx(native["IrInstructionCountOz"], rel=1e-12)
+    with compiler_gym.make(
+        "llvm-autophase-ic-v0", benchmark=CRC32_URI, observation_space=None, reward_space=None
+    ) as env:
+        assert env.reset() is None and env.step(0)[:2] == (None, None)
+
+
+def test_llvm_env_constructed_directly():
+    from compiler_gym.envs import LlvmEnv
+
+    with LlvmEnv(benchmark=CRC32_URI, observation_space="Autophase", reward_space="IrInstructionCountOz") as env:
+        assert isinstance(env, compiler_gym.CompilerEnv) and env.reset().shape == (56,)
+        reward = env.step(env.action_space["-mem2reg"])[1]
+        assert reward == pytest.approx(native_replay(crc32_benchmark(), ["-mem2reg"])["rewards"][0], rel=1e-12)
+
+
+def test_spaces_set_by_spec_and_in_episode(env):
+    assert not env.in_episode  # made, not reset yet
+    env.observation_space = env.observation.spaces["InstCount"]
+    env.reward_space = env.reward.spaces["IrInstructionCount"]
+    assert env.observation_space_spec.id == "InstCount" and env.reward_space.name == "IrInstructionCount"
+    assert env.reset().shape == (70,) and env.in_episode
+    before = int(env.observation["IrInstructionCount"])
+    observation, reward, _, _ = env.step(env.action_space["-mem2reg"])
+    assert reward == before - int(env.observation["IrInstructionCount"]) and observation.shape == (70,)
+    # reset() takes the spaces too (here as specs), for the new episode.
+    assert env.reset(observation_space=observation_spec("Autophase"), reward_space=None).shape == (56,)
+    assert env.reward_space is None and env.episode_reward is None
+    env.close()
+    assert not env.in_episode
+
+
+def test_empty_module_and_missing_tool_have_compiler_gym_names(tmp_path, monkeypatch):
+    (tmp_path / "empty.ll").write_text("declare i32 @puts(ptr)\n")
+    with compiler_gym.make("llvm-ic-v0", benchmark=CRC32_URI) as env:
+        with pytest.raises(BenchmarkInitError) as info:
+            env.reset(benchmark=str(tmp_path / "empty.ll"))
+        assert isinstance(info.value, EmptyModuleError) and "no instructions" in str(info.value)
+        # csmith, looked for on PATH, is not there: CompilerGym's EnvironmentNotSupported.
+        monkeypatch.setenv("PATH", str(tmp_path))
+        monkeypatch.delenv("COMPILERDREAM_CSMITH", raising=False)
+        with pytest.raises(EnvironmentNotSupported) as info:
+            env.reset(benchmark="generator://csmith-v0/1")
+        assert isinstance(info.value, ToolNotFoundError) and isinstance(info.value, ServiceError)
+        assert "csmith" in str(info.value)
+
+
 def test_datasets_by_compiler_gym_names(monkeypatch, cbench_data_root):
     with compiler_gym.make("llvm-v0", benchmark="cbench-v1/crc32") as env:
         names = [d.name for d in env.datasets]
@@ -280,14 +362,18 @@ def test_a_real_compiler_gym_distribution_is_reported(tmp_path):
     assert "another distribution named compiler-gym (0.2.5) is installed" in proc.stderr
 
 
-def test_the_installed_distribution_maps_compiler_gym(tmp_path):
-    """After scripts/setup.sh, `import compiler_gym` works from anywhere (setup.py's package_dir mapping)."""
+def skip_unless_installed_with_compiler_gym() -> None:
     try:
         top_level = (importlib.metadata.distribution("compilerdream").read_text("top_level.txt") or "").split()
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("compilerdream is not installed (run scripts/setup.sh)")
     if "compiler_gym" not in top_level:
         pytest.skip("the installed compilerdream predates compiler_gym: re-run scripts/setup.sh")
+
+
+def test_the_installed_distribution_maps_compiler_gym(tmp_path):
+    """After scripts/setup.sh, `import compiler_gym` works from anywhere (setup.py's package_dir mapping)."""
+    skip_unless_installed_with_compiler_gym()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     code = "import compiler_gym, compiler_gym.wrappers; print(compiler_gym.__compilerdream__)"
     proc = subprocess.run(
@@ -295,6 +381,22 @@ def test_the_installed_distribution_maps_compiler_gym(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == compiler_gym.__compilerdream__
+
+
+def test_a_compiler_gym_on_the_ordinary_path_wins_over_ours(tmp_path):
+    """As the README says: with our editable install, Meta's package (here a stand-in on the path) is imported."""
+    skip_unless_installed_with_compiler_gym()
+    fake = tmp_path / "site" / "compiler_gym"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("__version__ = '0.2.5'\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(tmp_path / "site")
+    code = "import compiler_gym; print(hasattr(compiler_gym, '__compilerdream__'), compiler_gym.__file__)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["False", str(fake / "__init__.py")]
 
 
 def test_old_gym_registration_when_gym_is_importable(tmp_path):

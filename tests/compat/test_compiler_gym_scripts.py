@@ -87,6 +87,37 @@ def test_leaderboard_random_search_policy(cbench_data_root, tmp_path):
     assert len(list(csv.reader(open(tmp_path / "llvm_instcount-results.csv")))) == 3
 
 
+def test_leaderboard_flags_results_logfile_and_validate(cbench_data_root, tmp_path):
+    script = str(SCRIPTS / "leaderboard_fixed_policy.py")
+    args = ["--test_dataset=benchmark://cbench-v1", "--max_benchmarks=1"]
+    proc = run_python(
+        [script, *args, "--n=2", "--leaderboard_results=out/results.csv", "--leaderboard_logfile=out/run.log"],
+        cbench_data_root,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    from compiler_gym import CompilerEnvStateReader
+
+    with open(tmp_path / "out" / "results.csv") as f:
+        states = list(CompilerEnvStateReader(f))
+    native = native_replay(crc32_benchmark(), ["-mem2reg", "-gvn"])
+    assert [s.benchmark for s in states] == [CRC32_URI, CRC32_URI]  # --n runs of the first benchmark
+    for state in states:
+        assert state.reward == pytest.approx(native["episode_reward"], rel=1e-12)
+        assert state.commandline == native["commandline"]
+    log = (tmp_path / "out" / "run.log").read_text()  # the harness's log goes to --leaderboard_logfile
+    assert log.count(f"{CRC32_URI} run") == 2 and not (tmp_path / "llvm_instcount-results.csv").exists()
+
+    # A reward the replay does not reproduce: --validate (the default) reports it and fails the run.
+    cheat = run_python(
+        [script, *args, "--n=1", "--cheat", "--leaderboard_results=cheat.csv"], cbench_data_root, tmp_path
+    )
+    assert cheat.returncode == 1 and "validation failed" in cheat.stderr and "Expected reward" in cheat.stderr
+    unchecked = [script, *args, "--n=1", "--cheat", "--novalidate", "--leaderboard_results=unchecked.csv"]
+    unchecked_run = run_python(unchecked, cbench_data_root, tmp_path)
+    assert unchecked_run.returncode == 0 and "validation failed" not in unchecked_run.stderr
+
+
 def test_wrappers_chain_matches_native(run, tmp_path):
     shutil.copy(PROGRAMS / "qsort.c", tmp_path / "qsort.c")
     episodes = run("wrappers_chain.py")

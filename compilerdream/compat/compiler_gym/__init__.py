@@ -20,6 +20,8 @@ import os
 import warnings
 from pathlib import Path
 
+from compilerdream.compiler import ENV_SPECS
+
 from .compiler_env_state import CompilerEnvState, CompilerEnvStateReader, CompilerEnvStateWriter
 from .datasets import Benchmark, Dataset, Datasets
 from .envs import CompilerEnv, LlvmEnv
@@ -41,16 +43,8 @@ __version__ = "0.2.5"
 #: compilerdream's version: present only on compilerdream's compiler_gym, so `hasattr` tells the two apart.
 __compilerdream__ = "0.1.0"
 
-#: Environment ids -> their default observation and reward spaces (CompilerGym's LLVM ids).
-ENV_SPECS: dict[str, dict] = {
-    "llvm-v0": {},
-    "llvm-ic-v0": {"reward_space": "IrInstructionCountOz"},
-    "llvm-codesize-v0": {"reward_space": "ObjectTextSizeOz"},
-    "llvm-autophase-ic-v0": {"observation_space": "Autophase", "reward_space": "IrInstructionCountOz"},
-    "llvm-autophase-codesize-v0": {"observation_space": "Autophase", "reward_space": "ObjectTextSizeOz"},
-    "llvm-ir-ic-v0": {"observation_space": "Ir", "reward_space": "IrInstructionCountOz"},
-    "llvm-ir-codesize-v0": {"observation_space": "Ir", "reward_space": "ObjectTextSizeOz"},
-}
+#: Environment ids -> their default observation and reward spaces: CompilerGym's LLVM ids, as our
+#: own environment registers them (`compilerdream.compiler.ENV_SPECS`).
 COMPILER_GYM_ENVS = list(ENV_SPECS)
 
 _UNSET = object()
@@ -84,7 +78,11 @@ def validate_states(make_env, states, nproc: int | None = None, inorder: bool = 
 
 
 def site_data_path(relpath: str | os.PathLike = "") -> Path:
-    """Where datasets live: compilerdream's data root ($COMPILERDREAM_DATA, else ./data), not ~/.local/share."""
+    """Where our datasets are installed: compilerdream's data root ($COMPILERDREAM_DATA, else ./data).
+
+    Datasets a CompilerGym install left in its own site data directory
+    (`compiler_gym.datasets.compiler_gym_site_data()`) are also found, and only read.
+    """
     from compilerdream.compiler.datasets import data_root
 
     return data_root() / relpath

@@ -35,7 +35,25 @@ class CommandlineFlag:
     description: str = ""
 
 
-class Commandline(spaces.Discrete):
+class _FlagIndex:
+    """CompilerGym's `space["-mem2reg"]` (the action index of a flag) and `space.wrapped`."""
+
+    name: str
+    flags: Sequence[str]
+
+    @property
+    def wrapped(self):
+        return self
+
+    def __getitem__(self, flag: str) -> int:
+        """The action index of a flag (CompilerGym: `space["-mem2reg"]`)."""
+        try:
+            return self.flags.index(flag)
+        except ValueError:
+            raise UnknownNameError(f"unknown flag '{flag}' in action space {self.name}") from None
+
+
+class Commandline(_FlagIndex, spaces.Discrete):
     """A discrete space whose actions are command-line flags (`flags`, `names`, `descriptions`).
 
     Spaces made by wrappers over the LLVM space keep a map to it (`base`, `base_indices`),
@@ -71,40 +89,31 @@ class Commandline(spaces.Discrete):
     def descriptions(self) -> list[str]:
         return [item.description for item in self.items]
 
-    @property
-    def wrapped(self) -> Commandline:
-        return self
-
-    def __getitem__(self, flag: str) -> int:
-        """The action index of a flag (CompilerGym: `space["-mem2reg"]`)."""
-        try:
-            return self.flags.index(flag)
-        except ValueError:
-            raise UnknownNameError(f"unknown flag '{flag}' in action space {self.name}") from None
-
-    def _to_base(self, actions) -> list[int]:
+    def _tied(self) -> tuple[Commandline | ActionSpace, tuple[int | None, ...]]:
+        """The LLVM space this one maps to, and each action's index there."""
         if self.base is None or self.base_indices is None:
             raise TypeError(f"action space {self.name} is not tied to the LLVM action space")
+        return self.base, self.base_indices
+
+    def _to_base(self, actions) -> list[int]:
+        _, indices = self._tied()
         out = []
         for a in actions:
-            b = self.base_indices[int(a)]
+            b = indices[int(a)]
             if b is not None:  # None: an action with no pass (the terminal action)
                 out.append(b)
         return out
 
     def to_string(self, actions) -> str:
-        return self.base.to_string(self._to_base(actions))  # type: ignore[union-attr]
+        return self._tied()[0].to_string(self._to_base(actions))
 
     def from_string(self, commandline: str) -> list[int]:
-        if self.base is None or self.base_indices is None:
-            raise TypeError(f"action space {self.name} is not tied to the LLVM action space")
-        back = {b: i for i, b in enumerate(self.base_indices) if b is not None}
+        base, indices = self._tied()
+        back = {b: i for i, b in enumerate(indices) if b is not None}
         out = []
-        for b in self.base.from_string(commandline):
+        for b in base.from_string(commandline):
             if b not in back:
-                raise UnknownNameError(
-                    f"flag '{self.base.flags[b]}' of the command line is not in action space {self.name}"
-                )
+                raise UnknownNameError(f"flag '{base.flags[b]}' of the command line is not in action space {self.name}")
             out.append(back[b])
         return out
 
@@ -118,7 +127,7 @@ class Commandline(spaces.Discrete):
         return hash((self.name, self.items))
 
 
-class LlvmActionSpace(ActionSpace):
+class LlvmActionSpace(_FlagIndex, ActionSpace):
     """The environment's action space: our ActionSpace plus CompilerGym's extras (`descriptions`, `space[flag]`)."""
 
     def __init__(self, name: str = "NoLimit", seed: int | None = None):
@@ -130,16 +139,6 @@ class LlvmActionSpace(ActionSpace):
     def descriptions(self) -> list[str]:
         notes = pass_flags()
         return [" ; ".join(notes[i].pipeline for i in entry) for entry in self.entries]
-
-    @property
-    def wrapped(self) -> LlvmActionSpace:
-        return self
-
-    def __getitem__(self, flag: str) -> int:
-        try:
-            return self.flags.index(flag)
-        except ValueError:
-            raise UnknownNameError(f"unknown flag '{flag}' in action space {self.name}") from None
 
 
 #: CompilerGym's name of the LLVM action space -> ours.

@@ -12,6 +12,7 @@ published LLVM 10 table.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -68,8 +69,7 @@ def _run_once(policy: Policy, uri: str):
 
 
 def _evaluate(policy: Policy) -> int:
-    import compiler_gym
-    from compiler_gym.compiler_env_state import CompilerEnvStateReader, CompilerEnvStateWriter
+    from compiler_gym.compiler_env_state import CompilerEnvStateReader
 
     results = Path(FLAGS.leaderboard_results).expanduser()
     if FLAGS.n <= 0:
@@ -86,7 +86,34 @@ def _evaluate(policy: Policy) -> int:
         with open(results) as f:
             for state in CompilerEnvStateReader(f):
                 done[state.benchmark] = done.get(state.benchmark, 0) + 1
-    logging.basicConfig(filename=FLAGS.leaderboard_logfile, level=logging.INFO, force=False)
+    with _logs_to(Path(FLAGS.leaderboard_logfile).expanduser()):
+        return _run_all(policy, results, done)
+
+
+@contextlib.contextmanager
+def _logs_to(path: Path):
+    """Stream the `compiler_gym` loggers (all levels) to `path` instead of the console, as CompilerGym's harness."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("compiler_gym")
+    saved = root.level, root.propagate
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+    root.addHandler(handler)
+    print(f"Writing logs to {path}")
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+        root.setLevel(saved[0])
+        root.propagate = saved[1]
+
+
+def _run_all(policy: Policy, results: Path, done: dict[str, int]) -> int:
+    import compiler_gym
+    from compiler_gym.compiler_env_state import CompilerEnvStateReader, CompilerEnvStateWriter
 
     env = compiler_gym.make("llvm-ic-v0", benchmark="benchmark://cbench-v1/crc32")
     try:

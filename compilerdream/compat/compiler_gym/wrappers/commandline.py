@@ -10,34 +10,27 @@ from .core import ActionWrapper, CompilerEnvWrapper
 END_OF_EPISODE = CommandlineFlag(name="end-of-episode", flag="# end-of-episode", description="End the episode")
 
 
-def _items(space) -> list[CommandlineFlag]:
-    descriptions = getattr(space, "descriptions", [""] * space.n)
-    return [CommandlineFlag(n, f, d) for n, f, d in zip(space.names, space.flags, descriptions)]
+def _derived_space(inner, picks: Sequence[int], name: str, extra: CommandlineFlag | None = None) -> Commandline:
+    """A Commandline space of the actions `picks` of `inner` (then `extra`, an action with no pass),
+    tied to the LLVM space `inner` maps to, so its strings are the environment's."""
+    descriptions = getattr(inner, "descriptions", [""] * inner.n)
+    items = [CommandlineFlag(n, f, d) for n, f, d in zip(inner.names, inner.flags, descriptions)]
+    if isinstance(inner, Commandline) and inner.base is not None and inner.base_indices is not None:
+        base, indices = inner.base, list(inner.base_indices)
+    else:
+        base, indices = inner, list(range(inner.n))
+    return Commandline(
+        [items[a] for a in picks] + ([extra] if extra is not None else []),
+        name=name,
+        base=base,
+        base_indices=[indices[a] for a in picks] + ([None] if extra is not None else []),
+    )
 
 
-def _base_of(space) -> tuple[object, list[int | None]]:
-    """The LLVM space a (possibly derived) space maps to, and each action's index there."""
-    if isinstance(space, Commandline) and space.base is not None and space.base_indices is not None:
-        return space.base, list(space.base_indices)
-    return space, list(range(space.n))
+class _OwnActionSpace:
+    """A wrapper whose action space is its own (derived from the wrapped one's), not the wrapped environment's."""
 
-
-class CommandlineWithTerminalAction(CompilerEnvWrapper):
-    """Adds one action after the flags (`# end-of-episode`): taking it ends the episode (done=True).
-
-    Actions before it in the same multistep() are applied; its step applies no pass.
-    """
-
-    def __init__(self, env, terminal: CommandlineFlag = END_OF_EPISODE):
-        super().__init__(env)
-        inner = env.action_space
-        base, indices = _base_of(inner)
-        self._action_space = Commandline(
-            _items(inner) + [terminal],
-            name=f"{type(self).__name__}<{inner.name}>",
-            base=base,
-            base_indices=indices + [None],
-        )
+    _action_space: Commandline
 
     @property
     def action_space(self) -> Commandline:
@@ -47,6 +40,19 @@ class CommandlineWithTerminalAction(CompilerEnvWrapper):
     def action_space(self, space) -> None:
         self._action_space = space
 
+
+class CommandlineWithTerminalAction(_OwnActionSpace, CompilerEnvWrapper):
+    """Adds one action after the flags (`# end-of-episode`): taking it ends the episode (done=True).
+
+    Actions before it in the same multistep() are applied; its step applies no pass.
+    """
+
+    def __init__(self, env, terminal: CommandlineFlag = END_OF_EPISODE):
+        super().__init__(env)
+        inner = env.action_space
+        name = f"{type(self).__name__}<{inner.name}>"
+        self._action_space = _derived_space(inner, range(inner.n), name, extra=terminal)
+
     def multistep(
         self, actions, observation_spaces=None, reward_spaces=None, observations=None, rewards=None, timeout=300
     ):
@@ -55,10 +61,8 @@ class CommandlineWithTerminalAction(CompilerEnvWrapper):
         ends = terminal in actions
         if ends:
             actions = actions[: actions.index(terminal)]
-        observation, reward, done, info = self.env.multistep(
-            actions,
-            observation_spaces=observation_spaces if observation_spaces is not None else observations,
-            reward_spaces=reward_spaces if reward_spaces is not None else rewards,
+        observation, reward, done, info = super().multistep(
+            actions, observation_spaces, reward_spaces, observations, rewards
         )
         if ends and not done:
             done = True
@@ -70,7 +74,7 @@ class CommandlineWithTerminalAction(CompilerEnvWrapper):
         return CommandlineWithTerminalAction(self.env.fork(), terminal=terminal)
 
 
-class ConstrainedCommandline(ActionWrapper):
+class ConstrainedCommandline(_OwnActionSpace, ActionWrapper):
     """Restricts the action space to `flags` (entries of `env.action_space.flags`); action i is flags[i]."""
 
     def __init__(self, env, flags: Iterable[str], name: str | None = None):
@@ -85,22 +89,8 @@ class ConstrainedCommandline(ActionWrapper):
             raise LookupError(f"ConstrainedCommandline: flag(s) {', '.join(unknown)} not in action space {inner.name}")
         self._forward = [known.index(f) for f in self._flags]
         self._reverse = {v: i for i, v in enumerate(self._forward)}
-        base, indices = _base_of(inner)
-        items = _items(inner)
-        self._action_space = Commandline(
-            [items[a] for a in self._forward],
-            name=f"{type(self).__name__}<{name or inner.name}, {len(self._flags)}>",
-            base=base,
-            base_indices=[indices[a] for a in self._forward],
-        )
-
-    @property
-    def action_space(self) -> Commandline:
-        return self._action_space
-
-    @action_space.setter
-    def action_space(self, space) -> None:
-        self._action_space = space
+        name = f"{type(self).__name__}<{name or inner.name}, {len(self._flags)}>"
+        self._action_space = _derived_space(inner, self._forward, name)
 
     def action(self, action):
         if isinstance(action, Iterable) and not isinstance(action, str):

@@ -8,14 +8,28 @@ override what they change. Old gym API throughout: `step()` returns four values.
 from __future__ import annotations
 
 import abc
-import warnings
-from collections.abc import Iterable
 
 from ..envs.llvm.llvm_env import CompilerEnv
 
 
-class CompilerEnvWrapper:
-    """Wraps an environment (or another wrapper) to change part of its behaviour."""
+def _forwarded(name: str, settable: bool = True) -> property:
+    """The wrapped environment's attribute `name`. Settable ones must be forwarded explicitly:
+    a plain assignment would land on the wrapper."""
+
+    def get(self):
+        return getattr(self.env, name)
+
+    def put(self, value) -> None:
+        setattr(self.env, name, value)
+
+    return property(get, put if settable else None, doc=f"The wrapped environment's `{name}`.")
+
+
+class CompilerEnvWrapper(CompilerEnv):
+    """Wraps an environment (or another wrapper) to change part of its behaviour.
+
+    step() is CompilerEnv's: it goes through multistep(), which subclasses override.
+    """
 
     def __init__(self, env):
         if not isinstance(env, CompilerEnv):
@@ -41,14 +55,6 @@ class CompilerEnvWrapper:
     def fork(self):
         return type(self)(env=self.env.fork())
 
-    def step(self, action, observation_spaces=None, reward_spaces=None, observations=None, rewards=None, timeout=300):
-        if isinstance(action, Iterable) and not isinstance(action, str):
-            warnings.warn(
-                "step() with a list of actions is deprecated: use multistep()", DeprecationWarning, stacklevel=2
-            )
-            return self.multistep(list(action), observation_spaces, reward_spaces, observations, rewards)
-        return self.multistep([action], observation_spaces, reward_spaces, observations, rewards)
-
     def multistep(
         self, actions, observation_spaces=None, reward_spaces=None, observations=None, rewards=None, timeout=300
     ):
@@ -61,54 +67,13 @@ class CompilerEnvWrapper:
     def render(self, mode: str = "human"):
         return self.env.render(mode)
 
-    # Settable attributes must be forwarded explicitly: a plain assignment would land on the wrapper.
-    @property
-    def observation_space(self):
-        return self.env.observation_space
-
-    @observation_space.setter
-    def observation_space(self, space) -> None:
-        self.env.observation_space = space
-
-    @property
-    def reward_space(self):
-        return self.env.reward_space
-
-    @reward_space.setter
-    def reward_space(self, space) -> None:
-        self.env.reward_space = space
-
-    @property
-    def action_space(self):
-        return self.env.action_space
-
-    @action_space.setter
-    def action_space(self, space) -> None:
-        self.env.action_space = space
-
-    @property
-    def benchmark(self):
-        return self.env.benchmark
-
-    @benchmark.setter
-    def benchmark(self, benchmark) -> None:
-        self.env.benchmark = benchmark
-
-    @property
-    def episode_reward(self):
-        return self.env.episode_reward
-
-    @episode_reward.setter
-    def episode_reward(self, value) -> None:
-        self.env.episode_reward = value
-
-    @property
-    def actions(self) -> list:
-        return self.env.actions
-
-    @property
-    def state(self):
-        return self.env.state
+    observation_space = _forwarded("observation_space")
+    reward_space = _forwarded("reward_space")
+    action_space = _forwarded("action_space")
+    benchmark = _forwarded("benchmark")
+    episode_reward = _forwarded("episode_reward")
+    actions = _forwarded("actions", settable=False)
+    state = _forwarded("state", settable=False)
 
     def commandline(self) -> str:
         return self.env.commandline()
@@ -132,19 +97,14 @@ class CompilerEnvWrapper:
         return f"{type(self).__name__}<{self.env!r}>"
 
 
-CompilerEnv.register(CompilerEnvWrapper)
-
-
 class ActionWrapper(CompilerEnvWrapper):
     """Translates actions of a new space into the wrapped one's: implement `action()` (and `reverse_action()`)."""
 
     def multistep(
         self, actions, observation_spaces=None, reward_spaces=None, observations=None, rewards=None, timeout=300
     ):
-        return self.env.multistep(
-            [self.action(a) for a in actions],
-            observation_spaces=observation_spaces if observation_spaces is not None else observations,
-            reward_spaces=reward_spaces if reward_spaces is not None else rewards,
+        return super().multistep(
+            [self.action(a) for a in actions], observation_spaces, reward_spaces, observations, rewards
         )
 
     def action(self, action):

@@ -27,11 +27,12 @@ class IterateOverBenchmarks(CompilerEnvWrapper):
         return self.env.reset(next(self.benchmarks), *args, **kwargs)
 
     def fork(self) -> IterateOverBenchmarks:
+        """A fork that takes its benchmarks from the same iterator (CycleOverBenchmarks forks this way too)."""
         if not self.fork_shares_iterator:
             raise TypeError(
                 "IterateOverBenchmarks cannot fork without sharing its iterator: pass fork_shares_iterator=True"
             )
-        other = IterateOverBenchmarks.__new__(IterateOverBenchmarks)
+        other = type(self).__new__(type(self))
         other.env, other.benchmarks, other.fork_shares_iterator = self.env.fork(), self.benchmarks, True
         return other
 
@@ -43,11 +44,6 @@ class CycleOverBenchmarks(IterateOverBenchmarks):
         CompilerEnvWrapper.__init__(self, env)
         self.benchmarks = itertools.cycle(benchmarks)
         self.fork_shares_iterator = True
-
-    def fork(self) -> CycleOverBenchmarks:
-        other = CycleOverBenchmarks.__new__(CycleOverBenchmarks)
-        other.env, other.benchmarks, other.fork_shares_iterator = self.env.fork(), self.benchmarks, True
-        return other
 
 
 class RandomOrderBenchmarks(CompilerEnvWrapper):

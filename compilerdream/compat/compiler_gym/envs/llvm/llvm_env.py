@@ -15,7 +15,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from compilerdream.compiler import env as native_env
@@ -46,48 +46,76 @@ FALLBACK_BENCHMARK = "benchmark://cbench-v1/crc32"
 _UNCHANGED: Any = object()
 
 
-class ObservationView:
-    """`env.observation["Autophase"]`, `env.observation.Autophase()`, `env.observation.spaces`."""
+class _SpaceView:
+    """Values of named spaces: `view["Name"]`, `view.Name()` and `view.spaces` (name -> space)."""
+
+    kind = ""  # "observation" or "reward", for messages
+    _names: Collection[str] = ()
 
     def __init__(self, env: LlvmEnv):
         self._env = env
+
+    def _value(self, name: str | None):
+        raise NotImplementedError
+
+    def __getitem__(self, space):
+        with compilergym_errors():
+            return self._value(space_name(space))
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name not in self._names:
+            raise AttributeError(f"no {self.kind} space '{name}'")
+        return lambda: self[name]
+
+
+class ObservationView(_SpaceView):
+    """`env.observation["Autophase"]`, `env.observation.Autophase()`, `env.observation.spaces`."""
+
+    kind = "observation"
+    _names = OBSERVATION_SPACE_NAMES
 
     @property
     def spaces(self) -> dict:
         return {name: observation_spec(name) for name in OBSERVATION_SPACE_NAMES}
 
-    def __getitem__(self, space):
-        with compilergym_errors():
-            return self._env._observe_one(space_name(space))
-
-    def __getattr__(self, name: str):
-        if name.startswith("_") or name not in OBSERVATION_SPACE_NAMES:
-            raise AttributeError(f"no observation space '{name}'")
-        return lambda: self[name]
+    def _value(self, name):
+        return self._env._observe_one(name)
 
 
-class RewardView:
+class RewardView(_SpaceView):
     """`env.reward["IrInstructionCountOz"]`: the reward of the state now against the last step (not committed)."""
 
-    def __init__(self, env: LlvmEnv):
-        self._env = env
+    kind = "reward"
+    _names = REWARD_SPACES
 
     @property
     def spaces(self) -> dict:
         return {name: Reward(spec) for name, spec in REWARD_SPACES.items()}
 
-    def __getitem__(self, space) -> float:
-        with compilergym_errors():
-            return self._env._reward_one(space_name(space))
-
-    def __getattr__(self, name: str):
-        if name.startswith("_") or name not in REWARD_SPACES:
-            raise AttributeError(f"no reward space '{name}'")
-        return lambda: self[name]
+    def _value(self, name):
+        return self._env._reward_one(name)
 
 
-class LlvmEnv(native_env.LlvmEnv):
+class CompilerEnv(abc.ABC):  # noqa: B024 (an interface for isinstance checks, and CompilerGym's step())
+    """CompilerGym's environment interface: LlvmEnv and every wrapper of compiler_gym.wrappers are instances."""
+
+    def step(self, action, observation_spaces=None, reward_spaces=None, observations=None, rewards=None, timeout=300):
+        """Apply one action; returns `(observation, reward, done, info)`. A list of actions is the
+        deprecated form of multistep()."""
+        if isinstance(action, Iterable) and not isinstance(action, str):
+            warnings.warn(
+                "step() with a list of actions is deprecated: use multistep()", DeprecationWarning, stacklevel=2
+            )
+            return self.multistep(list(action), observation_spaces, reward_spaces, observations, rewards)
+        return self.multistep([action], observation_spaces, reward_spaces, observations, rewards)
+
+
+class LlvmEnv(native_env.LlvmEnv, CompilerEnv):
     """CompilerGym's `compiler_gym.envs.LlvmEnv`, running passes with LLVM 19's new pass manager."""
+
+    # The native class comes first (fork() retypes its forks, which needs its instance layout), so
+    # CompilerGym's step() is named here over gymnasium's.
+    step = CompilerEnv.step
 
     def __init__(
         self,
@@ -257,15 +285,6 @@ class LlvmEnv(native_env.LlvmEnv):
             observation, _ = super().reset(seed=seed, options=options, **kwargs)
         return observation
 
-    def step(self, action, observation_spaces=None, reward_spaces=None, observations=None, rewards=None, timeout=300):  # type: ignore[override]
-        """Apply one action; returns `(observation, reward, done, info)`."""
-        if isinstance(action, Iterable) and not isinstance(action, str):
-            warnings.warn(
-                "step() with a list of actions is deprecated: use multistep()", DeprecationWarning, stacklevel=2
-            )
-            return self.multistep(list(action), observation_spaces, reward_spaces, observations, rewards)
-        return self.multistep([action], observation_spaces, reward_spaces, observations, rewards)
-
     def multistep(
         self, actions, observation_spaces=None, reward_spaces=None, observations=None, rewards=None, timeout=300
     ):  # type: ignore[override]
@@ -409,10 +428,3 @@ class LlvmEnv(native_env.LlvmEnv):
 
     def __repr__(self) -> str:
         return f"LlvmEnv(benchmark={self._benchmark_spec!s}, LLVM {LLVM_VERSION})"
-
-
-class CompilerEnv(abc.ABC):  # noqa: B024 (an interface for isinstance checks; its members are LlvmEnv's)
-    """CompilerGym's environment interface: LlvmEnv and every wrapper of compiler_gym.wrappers are instances."""
-
-
-CompilerEnv.register(LlvmEnv)
