@@ -14,7 +14,7 @@ import getpass
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -27,14 +27,22 @@ from compilerdream.compiler.datasets.compilergym import _manifest_lines, _poj104
 from compilerdream.compiler.errors import BenchmarkNotFoundError
 from compilerdream.compiler.toolchain import DEFAULT_FRONTEND_FLAGS
 
-from .errors import compilergym_errors
+from .errors import ValidationError, compilergym_errors
+from .semantics import as_errors, default_callbacks
 
 BUNDLED_URIS = {"benchmark://cbench-v1/crc32": "cbench-v1/crc32.bc"}
 
 
 @dataclass(frozen=True)
 class Benchmark(_NativeBenchmark):
-    """A program to optimize: `uri` and its bitcode (CompilerGym's Benchmark)."""
+    """A program to optimize: `uri` and its bitcode (CompilerGym's Benchmark), with its validation
+    callbacks: functions of an environment that return ValidationErrors, run by `env.validate()`.
+    generator://csmith-v0 benchmarks are made with one that runs the program (semantics.ProgramSemantics)."""
+
+    _validation_callbacks: list = field(default_factory=list, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        self._validation_callbacks.extend(default_callbacks(self.uri))
 
     @classmethod
     def from_file(cls, uri, path=None, **kwargs) -> Benchmark:  # type: ignore[override]
@@ -63,7 +71,24 @@ class Benchmark(_NativeBenchmark):
         )
 
     def is_validatable(self) -> bool:
-        return False  # semantic validation of CompilerGym's runtime data is not available
+        """Whether the benchmark has a validation callback (csmith-v0's, or one added)."""
+        return bool(self._validation_callbacks)
+
+    def validation_callbacks(self) -> list:
+        return self._validation_callbacks
+
+    def add_validation_callback(self, validation_callback: Callable) -> None:
+        """Register `validation_callback(env)`, which returns zero or more ValidationErrors (an
+        iterable, one, or None); it must not change the environment."""
+        self._validation_callbacks.append(validation_callback)
+
+    def ivalidate(self, env) -> Iterator[ValidationError]:
+        """The errors of every validation callback on `env`, callback by callback."""
+        for callback in self._validation_callbacks:
+            yield from as_errors(callback(env))
+
+    def validate(self, env) -> list[ValidationError]:
+        return list(self.ivalidate(env))
 
     def __str__(self) -> str:
         return self.uri

@@ -5,12 +5,15 @@ User code written for CompilerGym catches `BenchmarkInitError`, `SessionNotFound
 (compilerdream.compiler.errors). `translated(exc)` gives an exception that is an
 instance of *both* the CompilerGym class and the original one, with the same message,
 so `except BenchmarkInitError` and `except MalformedInputError` both catch it.
+`ValidationError` is not an exception: as in CompilerGym, it is the record of one problem that
+`env.validate()` found (a type and optional data), also what validation callbacks return.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from dataclasses import dataclass, field
 
 from compilerdream.compiler.errors import (
     BenchmarkNotFoundError,
@@ -67,8 +70,19 @@ class TooManyRequests(DownloadFailed):
     """The server refused a download because of too many requests."""
 
 
-class ValidationError(Exception):
-    """Validation of an environment state failed."""
+@dataclass(frozen=True)
+class ValidationError:
+    """One problem found by `env.validate()` or a validation callback: a short `type` (for example
+    "Wrong output", "Execution timeout") and JSON-ready `data` that describes it."""
+
+    type: str
+    data: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __lt__(self, other) -> bool:  # lists of errors sort, as in CompilerGym
+        return not isinstance(other, ValidationError) or self.type < other.type
+
+    def __str__(self) -> str:
+        return self.type
 
 
 def _target(exc: BaseException) -> type[BaseException] | None:

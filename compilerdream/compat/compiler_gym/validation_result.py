@@ -5,17 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .compiler_env_state import CompilerEnvState
-
-
-@dataclass(frozen=True)
-class ValidationError:
-    """One problem found by validation: a short type and details."""
-
-    type: str
-    data: dict = field(default_factory=dict, compare=False, hash=False)
-
-    def __str__(self) -> str:
-        return self.type
+from .errors import ValidationError
 
 
 @dataclass
@@ -25,6 +15,8 @@ class ValidationResult:
     state: CompilerEnvState
     walltime: float = 0.0
     reward_validated: bool = False
+    actions_replay_failed: bool = False
+    reward_validation_failed: bool = False
     actual_reward: float | None = None
     benchmark_semantics_validated: bool = False
     benchmark_semantics_validation_failed: bool = False

@@ -33,6 +33,7 @@ from compilerdream.compiler.spaces import (
 from ...compiler_env_state import CompilerEnvState
 from ...datasets import Benchmark, Datasets, resolve
 from ...errors import ServiceIsClosed, SessionNotFound, compilergym_errors
+from ...semantics import run_callbacks
 from ...spaces import ActionSpace, Reward, llvm_action_space, observation_spec, space_name
 from ...validation_result import ValidationError, ValidationResult
 from .llvm_benchmark import make_benchmark
@@ -334,11 +335,16 @@ class LlvmEnv(native_env.LlvmEnv, CompilerEnv):
         with compilergym_errors():
             return self.action_space.from_string(commandline)
 
+    def _benchmark_for(self, uri: str):
+        """This environment's Benchmark when its URI is `uri` (so a user benchmark, which no URI
+        finds, and its validation callbacks carry over), else `uri`."""
+        spec = self._benchmark_spec
+        current = spec if isinstance(spec, native_env.Benchmark) else self._benchmark
+        return current if current is not None and current.uri == uri else uri
+
     def apply(self, state) -> None:  # type: ignore[override]
         """Reset to the state's benchmark and replay its command line."""
-        current = self._benchmark if self._benchmark is not None else None
-        benchmark = current if current is not None and current.uri == state.benchmark else state.benchmark
-        self.reset(benchmark=benchmark)
+        self.reset(benchmark=self._benchmark_for(state.benchmark))
         with compilergym_errors():
             try:
                 actions: list = self.action_space.from_string(state.commandline)
@@ -354,16 +360,15 @@ class LlvmEnv(native_env.LlvmEnv, CompilerEnv):
                     )
 
     def validate(self, state=None) -> ValidationResult:  # type: ignore[override]
-        """Replay `state` (default: the current one) in a new session: the module must verify and,
-        when the state has a reward, the replay must reproduce it (relative tolerance 1e-5)."""
+        """Replay `state` (default: the current one) in a new session: the module must verify; when
+        the state has a reward, the replay must reproduce it (relative tolerance 1e-5); when the
+        benchmark is validatable (csmith-v0, or a callback added), its validation callbacks run on
+        the replayed environment. Problems are reported in the result, never raised."""
         state = CompilerEnvState.from_native(state if state is not None else self.state)
         started = time.time()
-        errors: list[ValidationError] = []
-        actual_reward = None
-        reward_validated = False
-        current = self._benchmark if self._benchmark is not None else None
+        result = ValidationResult(state=state)
         replay = LlvmEnv(
-            benchmark=current if current is not None and current.uri == state.benchmark else state.benchmark,
+            benchmark=self._benchmark_for(state.benchmark),
             reward_space=self._reward_space_name or "IrInstructionCountOz",
             action_space=self._action_space,
             data_root=self.data_root,
@@ -371,31 +376,53 @@ class LlvmEnv(native_env.LlvmEnv, CompilerEnv):
             step_timeout=self.step_timeout,
         )
         try:
-            replay.apply(state)
-            verify = replay.worker.request("observe", replay._session, ("Verify",))["Verify"]
-            if verify:
-                errors.append(ValidationError("Module fails verification", {"details": verify.strip()[:2000]}))
-            actual_reward = replay.episode_reward
-            if state.reward is not None and actual_reward is not None:
-                reward_validated = math.isclose(actual_reward, state.reward, rel_tol=1e-5, abs_tol=1e-9)
-                if not reward_validated:
-                    errors.append(
-                        ValidationError(
-                            f"Expected reward {state.reward:.4f} but received reward {actual_reward:.4f}",
-                            {"expected": state.reward, "actual": actual_reward},
-                        )
-                    )
+            try:
+                replay.apply(state)
+            except Exception:
+                result.actions_replay_failed = True
+                raise
+            self._validate_replay(replay, result)
+            self._validate_semantics(replay, result)
         except Exception as exc:  # validation reports, it does not raise
-            errors.append(ValidationError(f"{type(exc).__name__}: {exc}"))
+            result.errors.append(ValidationError(f"{type(exc).__name__}: {exc}"))
         finally:
             replay.close()
-        return ValidationResult(
-            state=state,
-            walltime=time.time() - started,
-            reward_validated=reward_validated,
-            actual_reward=actual_reward,
-            errors=errors,
-        )
+        result.walltime = time.time() - started
+        return result
+
+    @staticmethod
+    def _validate_replay(replay: LlvmEnv, result: ValidationResult) -> None:
+        """The replayed module verifies, and the replay reproduces the state's reward."""
+        state = result.state
+        verify = replay.worker.request("observe", replay._session, ("Verify",))["Verify"]
+        if verify:
+            result.errors.append(ValidationError("Module fails verification", {"details": verify.strip()[:2000]}))
+        result.actual_reward = actual = replay.episode_reward
+        if state.reward is not None and actual is not None:
+            result.reward_validated = math.isclose(actual, state.reward, rel_tol=1e-5, abs_tol=1e-9)
+            if not result.reward_validated:
+                result.reward_validation_failed = True
+                result.errors.append(
+                    ValidationError(
+                        f"Expected reward {state.reward:.4f} but received reward {actual:.4f}",
+                        {"expected": state.reward, "actual": actual},
+                    )
+                )
+
+    @staticmethod
+    def _validate_semantics(replay: LlvmEnv, result: ValidationResult) -> None:
+        """The benchmark's validation callbacks on the replayed environment (a callback that raises
+        is an error of the check)."""
+        benchmark = replay.benchmark
+        if not benchmark.is_validatable():
+            return
+        try:
+            judged, errors = run_callbacks(benchmark, replay)
+        except Exception as exc:
+            judged, errors = True, [ValidationError(f"{type(exc).__name__}: {exc}")]
+        result.benchmark_semantics_validated = judged
+        result.benchmark_semantics_validation_failed = bool(errors)
+        result.errors += errors
 
     # ------------------------------------------------------------- outputs
     @property
