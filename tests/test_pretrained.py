@@ -86,6 +86,20 @@ def test_the_shipped_agent_is_small_and_documented():
     assert config["compilergym.act_space"] == "NoLimit" and config["compilergym.oz_continue"] is True
 
 
+def test_the_shipped_value_prediction_agent_is_small_documented_and_ranks_the_coreset():
+    from compilerdream.coreset import ValuePrediction
+
+    vp = Path(resolve_checkpoint("vp"))
+    assert "vp" in names() and vp.parent == DEFAULT.parent
+    assert (vp / "variables.pt").stat().st_size <= 20 * 2**20
+    card = (vp / "MODEL.md").read_text()
+    assert "examples/train_dreamerv2.py" in card and "coreset_train" in card  # the command that made it
+    config = Config.load(vp / "config.yaml")
+    assert config["coreset_mode"] is True and config["compilergym.oz_continue"] is True
+    guided = load_guided_policy("vp", "cpu")
+    ValuePrediction(guided.agent, guided.settings, "default", 5)  # it can rank the shipped coreset
+
+
 @pytest.mark.usefixtures("single_thread")
 def test_checkpoint_default_runs_a_guided_search_in_seconds():
     guided = load_guided_policy("default", "cpu")
