@@ -180,9 +180,24 @@ class CoresetPolicy(SearchPolicy):
             self.name = name
 
     def search(self, ctx: SearchContext) -> None:
-        for seq in self.coreset.sequences:
+        self.run(ctx)
+
+    def run(self, ctx: SearchContext) -> list[tuple[float, str, tuple]]:
+        """Every sequence, as `search`; returns each one's best prefix as (its return from the
+        unoptimized program, start, passes after the start), best first (ties: coreset order)."""
+        found = []
+        for order, seq in enumerate(self.coreset.sequences):
             ctx.reset(start=seq.start)
-            ctx.trace(list(seq.passes))
+            best = cumulative = ctx.cumulative  # -Oz's own reward when the sequence starts from it
+            rewards, died = ctx.trace(list(seq.passes))
+            length = 0
+            for i, reward in enumerate([] if died else rewards):
+                cumulative += reward
+                if cumulative > best + 1e-12:
+                    best, length = cumulative, i + 1
+            found.append((best, order, seq.start, tuple(seq.passes[:length])))
+        found.sort(key=lambda t: (-t[0], t[1]))
+        return [(best, start, prefix) for best, _, start, prefix in found]
 
 
 def describe(coreset: Coreset) -> str:

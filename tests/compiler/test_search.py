@@ -290,3 +290,31 @@ define i32 @f(i32 %x) {
     result = search_benchmark(make_policy("oz"), bench, Budget(compilations=1))
     assert result.Oz > result.O0  # inlining the three calls makes it larger
     assert result.error is None and result.final == result.Oz and result.best_actions == ["default<Oz>"]
+
+
+def test_coreset_run_reports_each_sequences_best_prefix_best_first(program_bitcode):
+    """CoresetPolicy.run: one (return, start, prefix) per sequence, best first; each replays to its
+    return, and the first is the harness's result (optimize outlines the best few of these)."""
+    from compilerdream.compiler.coreset import CoresetPolicy, load_coreset
+    from compilerdream.compiler.search import SearchPolicy
+
+    class Capture(SearchPolicy):
+        fixed_start = "o0"
+
+        def search(self, ctx):
+            self.results = CoresetPolicy("default").run(ctx)
+
+    program = str(program_bitcode["csmith_333"])
+    policy = Capture()
+    found = search_benchmark(policy, program, Budget(compilations=100_000))
+    results = policy.results
+    assert len(results) == len(load_coreset("default"))
+    returns = [r for r, _, _ in results]
+    assert returns == sorted(returns, reverse=True)
+    count = lambda ret: round(found.O0 - ret * (found.O0 - found.Oz))  # noqa: E731 - IrInstructionCountOz returns
+    assert count(returns[0]) == found.final
+    for ret, start, passes in results[:3]:
+        with cc.LlvmEnv(action_space="NoLimit") as env:
+            env.reset(benchmark=program)
+            env.multistep((["default<Oz>"] if start == "oz" else []) + list(passes))
+            assert int(env.observation["IrInstructionCount"]) == count(ret)
