@@ -45,12 +45,10 @@ Results: benchmarks/results/outline_choice/{results.json,summary.md} (--out).
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
 import logging
 import math
-import shlex
 import statistics
 import sys
 import time
@@ -66,10 +64,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from quality import (  # noqa: E402
     UsageError,
     _nan_to_none,  # noqa: E402
-    llvm_version,
     package_of,
     program_seed,
     resolve_inputs,
+    run_header,
     script_main,
 )
 
@@ -432,7 +430,6 @@ def run(argv: list[str]) -> int:
     ok = [r for r in rows if not r["error"]]
     failed = [r for r in rows if r["error"]]
     summary = summarize(ok, table_of)
-    command = shlex.join(["python3", "benchmarks/outline_choice.py", *argv])
     text = table(summary)
     notes = [
         f"{len(failed)} program(s) skipped (load or base search failed; reasons in results.json)" if failed else None,
@@ -441,12 +438,7 @@ def run(argv: list[str]) -> int:
     ]  # fmt: skip
     notes = [n for n in notes if n]
     meta = {
-        "command": command,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "llvm": llvm_version(),
-        "inputs": inputs_text,
-        "dataset": None if args.inputs else args.dataset,
-        "split": None if args.inputs else args.split,
+        **run_header("benchmarks/outline_choice.py", argv, args, inputs_text),
         "programs": len(rows),
         "measured": len(ok),
         "seed": args.seed,
@@ -463,7 +455,7 @@ def run(argv: list[str]) -> int:
     lines = [
         f"# The outlining pipelines of `optimize`: {len(ok)} programs ({inputs_text})",
         "",
-        f"- command: `{command}`",
+        f"- command: `{meta['command']}`",
         f"- date: {meta['date']}; LLVM {meta['llvm']}; jobs {args.jobs}; wall time {meta['wall_seconds']:.0f} s",
         f"- base: `default_policy(outline=False)` (optimize without outlining), budget {base_budget}, floored at -Oz; "
         f"seed {args.seed}",

@@ -992,12 +992,7 @@ def run(argv: Sequence[str]) -> int:
     rows = [r for program_rows in per_program for r in program_rows]
     stats = {settings.label(k): method_stats([r for r in rows if r["method"] == settings.label(k)]) for k in keys}
     meta = {
-        "command": shlex.join(["python3", "benchmarks/quality.py", *argv]),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "llvm": llvm_version(),
-        "inputs": inputs_text,
-        "dataset": None if args.inputs else args.dataset,
-        "split": None if args.inputs else args.split,
+        **run_header("benchmarks/quality.py", argv, args, inputs_text),
         "programs": len(per_program),
         "subset_rule": (
             "none (every program)"
@@ -1024,6 +1019,18 @@ def run(argv: Sequence[str]) -> int:
         print(f"{PROG}: every method failed on every program (see {paths['summary.md']})", file=sys.stderr)
         return 1
     return 0
+
+
+def run_header(script: str, argv: Sequence[str], args, inputs_text: str) -> dict[str, Any]:
+    """The first fields of a benchmark script's results.json: how it was run, when, on what."""
+    return {
+        "command": shlex.join(["python3", script, *argv]),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "llvm": llvm_version(),
+        "inputs": inputs_text,
+        "dataset": None if args.inputs else args.dataset,
+        "split": None if args.inputs else args.split,
+    }
 
 
 def script_main(prog: str, run_script, argv: Sequence[str] | None) -> int:

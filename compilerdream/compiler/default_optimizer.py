@@ -61,6 +61,12 @@ def from_start(start: str) -> Callable[[SearchContext], None]:
     return reset
 
 
+def replay(ctx: SearchContext, start: str, passes: Sequence) -> None:
+    """A new trajectory: `passes` replayed from `start` (one compilation a pass)."""
+    ctx.reset(start=start)
+    ctx.trace(list(passes))
+
+
 def from_best(ctx: SearchContext) -> None:
     """Continue from the best sequence found so far (replayed, one compilation a pass);
     from -Oz's output when nothing has beaten the unoptimized program yet."""
@@ -68,8 +74,7 @@ def from_best(ctx: SearchContext) -> None:
     if not actions:
         ctx.reset(start="oz")
         return
-    ctx.reset(start=start)  # from -Oz, the trajectory already holds default<Oz>
-    ctx.trace(actions[1:] if actions[:1] == [OZ_PIPELINE] else actions)
+    replay(ctx, start, actions[1:] if actions[:1] == [OZ_PIPELINE] else actions)  # from -Oz: reset holds default<Oz>
 
 
 #: The clean-up after outlining (instcombine as the action space spells it: LLVM 19's plain
@@ -132,9 +137,7 @@ class Outline(SearchPolicy):
 
     def on(self, ctx: SearchContext, start: str, passes: Sequence) -> None:
         """The pipelines on `passes` replayed from `start` (one compilation a pass)."""
-        ctx.reset(start=start)
-        if passes:
-            ctx.trace(list(passes))
+        replay(ctx, start, passes)
         self.fork_each(ctx)
 
 
@@ -236,7 +239,7 @@ class SearchAlone(SearchPolicy):
                 try:
                     for start, passes in tops:
                         self.outline.on(ctx, start, passes)
-                        tried.add((start, ((OZ_PIPELINE,) if start == "oz" else ()) + tuple(passes)))
+                        tried.add((ctx.start, tuple(ctx.trajectory)))  # the forks leave ctx on the replayed result
                 except BudgetExhausted:
                     return
         self._outline(ctx, tried)
