@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 PRESETS = {
     "small": ["compilergym", "compilergym_dv3", "small"],
     "paper": ["compilergym", "compilergym_dv3"],
+    "tiny": ["compilergym", "compilergym_dv3", "tiny"],
     "debug": ["compilergym", "compilergym_dv3", "debug"],
 }
 DEFAULT_BASELINE = "e630dc4"  # the commit before the training-speed work (issue 10, part 4)

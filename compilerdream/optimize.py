@@ -24,7 +24,12 @@ from pathlib import Path
 
 from .compiler.benchmarks import C_SUFFIXES, IR_SUFFIXES, Benchmark
 from .compiler.coreset import CoresetError, load_coreset
-from .compiler.default_optimizer import DEFAULT_SEARCH_SECONDS, default_policy
+from .compiler.default_optimizer import (
+    DEFAULT_SEARCH_SECONDS,
+    NO_OUTLINE_SEARCH_SECONDS,
+    default_policy,
+    default_search_seconds,
+)
 from .compiler.env import LlvmEnv
 from .compiler.errors import CompilerDreamError
 from .compiler.fileio import atomic_write
@@ -146,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--search-seconds",
         type=_positive_float,
         default=None,
-        help=f"wall-clock budget per program, coreset included (default: the coreset, then search until "
-        f"{DEFAULT_SEARCH_SECONDS:g} s; with --checkpoint {DEFAULT_SECONDS:g} s)",
+        help=f"wall-clock budget per program, coreset included (default: the coreset and the outliner, then search "
+        f"until {DEFAULT_SEARCH_SECONDS:g} s ({NO_OUTLINE_SEARCH_SECONDS:g} s with --no-outline); with --checkpoint "
+        f"{DEFAULT_SECONDS:g} s)",
     )
     p.add_argument(
         "--search-compilations", type=_positive_int, default=None, help="budget in compilations (applied passes)"
@@ -291,8 +297,9 @@ def _search(args, benchmark: Benchmark) -> tuple[list, str, str]:
         policy, budget = default_policy(
             args.coreset, args.search_seconds, args.search_compilations, outline=args.outline
         )
+        seconds = default_search_seconds(args.outline)
         within = budget.describe() if (args.search_seconds or args.search_compilations) else (
-            f"{DEFAULT_SEARCH_SECONDS:g} s (the coreset always finishes)" if args.coreset else f"{DEFAULT_SEARCH_SECONDS:g} s"
+            f"{seconds:g} s (the coreset always finishes)" if args.coreset else f"{seconds:g} s"
         )
         note = f"{why_not}, so the default method: {policy.describe()} within {within}"  # type: ignore[attr-defined]
     result = search_benchmark(policy, benchmark, budget, action_space=args.action_space, seed=args.seed, start=start)

@@ -211,7 +211,15 @@ def test_named_blocks_have_exactly_the_reference_contents() -> None:
     for name, expected in REFERENCE_BLOCKS.items():
         flat = dict(cfg._flatten(blocks[name]))
         assert flat == expected, name
-    assert {"defaults", "small", "debug"} <= set(blocks)
+    assert {"defaults", "small", "tiny", "debug"} <= set(blocks)
+
+
+def test_the_tiny_preset_is_half_of_small_and_trains_more_often() -> None:
+    small = load_configs(["compilergym", "compilergym_dv3", "small"])
+    tiny = load_configs(["compilergym", "compilergym_dv3", "tiny"])
+    assert tiny["rssm.deter"] * 2 == small["rssm.deter"] and tiny["actor.units"] * 2 == small["actor.units"]
+    assert tiny["train_every"] < small["train_every"] and tiny["precision"] == 32
+    assert tiny["dataset.batch"] == small["dataset.batch"] and tiny["model_opt.lr"] == small["model_opt.lr"]
 
 
 def test_effective_rl_recipe_matches_reference_5_1(rl: Config) -> None:

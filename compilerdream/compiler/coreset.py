@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import CompilerDreamError
 from .fileio import atomic_write
@@ -182,22 +182,48 @@ class CoresetPolicy(SearchPolicy):
     def search(self, ctx: SearchContext) -> None:
         self.run(ctx)
 
-    def run(self, ctx: SearchContext) -> list[tuple[float, str, tuple]]:
-        """Every sequence, as `search`; returns each one's best prefix as (its return from the
-        unoptimized program, start, passes after the start), best first (ties: coreset order)."""
-        found = []
-        for order, seq in enumerate(self.coreset.sequences):
-            ctx.reset(start=seq.start)
-            best = cumulative = ctx.cumulative  # -Oz's own reward when the sequence starts from it
-            rewards, died = ctx.trace(list(seq.passes))
-            length = 0
-            for i, reward in enumerate([] if died else rewards):
-                cumulative += reward
-                if cumulative > best + 1e-12:
-                    best, length = cumulative, i + 1
-            found.append((best, order, seq.start, tuple(seq.passes[:length])))
+    def run(self, ctx: SearchContext, keep: int = 0) -> list[CoresetResult]:
+        """Every sequence, as `search`; returns each one's best prefix as a CoresetResult (its
+        return from the unoptimized program, start, passes after the start), best first (ties:
+        coreset order).
+
+        `keep` > 0: the `keep` best results whose whole sequence ends at its best count also
+        carry `fork`, a fork of the context holding that module (the whole sequence applied),
+        so a caller can go on from it without replaying the prefix; the caller closes them.
+        """
+        found, kept = [], []
+        try:
+            for order, seq in enumerate(self.coreset.sequences):
+                ctx.reset(start=seq.start)
+                best = cumulative = ctx.cumulative  # -Oz's own reward when the sequence starts from it
+                rewards, died = ctx.trace(list(seq.passes))
+                length = 0
+                for i, reward in enumerate([] if died else rewards):
+                    cumulative += reward
+                    if cumulative > best + 1e-12:
+                        best, length = cumulative, i + 1
+                found.append((best, order, seq.start, tuple(seq.passes[:length])))
+                if keep and not died and length and abs(cumulative - best) <= 1e-12:
+                    kept.append((best, order, ctx.fork()))
+                    kept.sort(key=lambda t: (-t[0], t[1]))
+                    while len(kept) > keep:
+                        kept.pop()[2].close()
+        except BaseException:
+            for *_, fork in kept:
+                fork.close()
+            raise
+        forks = {order: fork for _, order, fork in kept}
         found.sort(key=lambda t: (-t[0], t[1]))
-        return [(best, start, prefix) for best, _, start, prefix in found]
+        return [CoresetResult(best, start, prefix, forks.get(order)) for best, order, start, prefix in found]
+
+
+class CoresetResult(NamedTuple):
+    """One coreset sequence's best prefix on a program (`CoresetPolicy.run`)."""
+
+    reward: float  # its return from the unoptimized program (IrInstructionCountOz rewards)
+    start: str
+    passes: tuple  # the best prefix, after the start
+    fork: SearchContext | None = None  # with `keep`: the module after the whole sequence (same count)
 
 
 def describe(coreset: Coreset) -> str:

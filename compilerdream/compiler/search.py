@@ -92,13 +92,27 @@ class Budget:
         return " / ".join(parts)
 
 
+#: How long a compiler call that starts within a seconds budget may run past its end before it
+#: counts as hung (the worker is then replaced, as for the env's own step timeout).
+HANG_GRACE_SECONDS = 2.0
+
+
 class _Meter:
     """Budget consumption shared by a context and its forks."""
 
-    def __init__(self, budget: Budget):
+    def __init__(self, budget: Budget, timeout: float | None = None):
         self.budget = budget
         self.start = time.monotonic()
         self.compilations = 0
+        self.timeout = timeout  # the env's own step timeout: what one compiler call may take at most
+
+    def call_timeout(self) -> float | None:
+        """Seconds the next compiler call may take: what is left of a seconds budget plus
+        HANG_GRACE_SECONDS, at most the env's own step timeout (a hung pass costs the budget,
+        not the step timeout); None: leave the env's as it is."""
+        if self.budget.seconds is None or self.timeout is None:
+            return None
+        return min(self.timeout, max(0.0, self.budget.seconds - self.elapsed) + HANG_GRACE_SECONDS)
 
     @property
     def elapsed(self) -> float:
@@ -220,6 +234,7 @@ class SearchContext:
         if self._meter.exhausted():
             raise BudgetExhausted
         self._meter.compilations += 1
+        self._bound_call()
         _, reward, terminated, _, info = self.env.step(action)
         if terminated:  # the compiler crashed or hung on this action: the trajectory is dead
             log.warning("%s: action %r ended the episode: %s", self.env.benchmark.uri, action, info.get("error_details"))
@@ -254,6 +269,7 @@ class SearchContext:
         room = len(actions) if b.compilations is None else b.compilations - self._meter.compilations
         todo = actions[: max(room, 0)]
         self._meter.compilations += len(todo)
+        self._bound_call()
         traced = self.env.trace(todo)
         if traced.error is not None:
             log.warning("%s: a pass of %r ended the episode: %s", self.env.benchmark.uri, todo, traced.error)
@@ -264,6 +280,12 @@ class SearchContext:
         if len(todo) < len(actions):
             raise BudgetExhausted
         return list(traced.rewards), False
+
+    def _bound_call(self) -> None:
+        """The next compiler call may not outlast the budget by more than HANG_GRACE_SECONDS."""
+        timeout = self._meter.call_timeout()
+        if timeout is not None:
+            self.env.step_timeout = timeout
 
     def keep_current(self) -> None:
         """Report the current trajectory as the search's result, better than the best so far or not."""
@@ -546,7 +568,7 @@ def _run_policy(
 
     With `may_fail` (one half of start="both") a StartUnavailable is logged and the run skipped.
     """
-    meter = _Meter(budget)  # started after the baselines: they are not charged to the method
+    meter = _Meter(budget, timeout=env.step_timeout)  # started after the baselines: not charged to the method
     ctx = SearchContext(env, meter, best, rng=random.Random(seed), start=start, starts=states)
     try:
         if start != "o0":
@@ -561,6 +583,7 @@ def _run_policy(
     finally:
         spent["walltime"] += meter.elapsed
         spent["compilations"] += meter.compilations
+        env.step_timeout = meter.timeout  # the policy's calls may have shortened it; the replay gets it whole
         ctx.close()  # a session the context forked (never the harness's env)
 
 

@@ -263,12 +263,13 @@ def _reduce_array(array) -> tuple:
     return operator.methodcaller("reshape", array.shape), (copied,)
 
 
-def _dispatch_table() -> dict:
+def _dispatch_table() -> dict | None:
+    """The pickler's reductions with numpy arrays sent as `_reduce_array` says; None while numpy
+    is not imported (no array can be in the message, and the worker need not import it to start)."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return None
     table = dict(copyreg.dispatch_table)
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        return table
     table[np.ndarray] = _reduce_array
     return table
 
@@ -288,7 +289,7 @@ class Channel:
         self._buffer = bytearray()
         self._misses = 0  # polls in a row that ended without their message
         self._receives = 0
-        self._dispatch = _dispatch_table()
+        self._dispatch: dict | None = None
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -296,7 +297,10 @@ class Channel:
     def send(self, obj: Any) -> None:
         stream = io.BytesIO()
         pickler = pickle.Pickler(stream, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.dispatch_table = self._dispatch
+        if self._dispatch is None:
+            self._dispatch = _dispatch_table()
+        if self._dispatch is not None:
+            pickler.dispatch_table = self._dispatch
         pickler.dump(obj)
         data = stream.getbuffer()
         if len(data) > 0x7FFFFFFF:
@@ -375,6 +379,18 @@ class Channel:
         self.sock.close()
 
 
+#: The worker process's main. `compilerdream.compiler`'s __init__ (the env, gymnasium, numpy: about
+#: 0.15 s of imports, paid by every program `optimize` or `evaluate` starts a worker for) is
+#: replaced by a bare package module over the same folder, so the worker imports only this
+#: module, errors.py and the native engine (numpy too, once an observation needs it).
+_WORKER_MAIN = (
+    "import sys, types; import compilerdream; "
+    "package = types.ModuleType('compilerdream.compiler'); package.__path__ = [sys.argv[2]]; "
+    "sys.modules['compilerdream.compiler'] = compilerdream.compiler = package; "
+    "from compilerdream.compiler.worker import serve; serve(int(sys.argv[1]))"
+)
+
+
 class ProcessWorker(Worker):
     """A child process serving one SessionServer over a socket pair."""
 
@@ -394,8 +410,7 @@ class ProcessWorker(Worker):
         self.process = subprocess.Popen(
             # Not `-m compilerdream.compiler.worker`: the package imports this module first,
             # and runpy's RuntimeWarning about it would fill the crash details.
-            [sys.executable, "-c", "import sys; from compilerdream.compiler.worker import serve; serve(int(sys.argv[1]))",
-             str(child_sock.fileno())],
+            [sys.executable, "-c", _WORKER_MAIN, str(child_sock.fileno()), os.path.dirname(os.path.abspath(__file__))],
             pass_fds=(child_sock.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

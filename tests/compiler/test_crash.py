@@ -127,3 +127,38 @@ def test_repeated_crashes(debug_hooks, program_bitcode):
                 env.worker.request("debug", "abort")
         env.reset()
         assert len(pids) == 3 and env.step("-sroa")[2] is False
+
+
+def test_a_hung_pass_costs_the_search_budget_not_the_step_timeout(debug_hooks, program_bitcode, monkeypatch):
+    """search_benchmark with a seconds budget: each compiler call may take what is left of the budget
+    plus HANG_GRACE_SECONDS, not the env's 60 s step timeout, so a hung pass is cut there; the search
+    still reports its best so far, replayed with the env's whole timeout."""
+    from compilerdream.compiler.search import HANG_GRACE_SECONDS, Budget, SearchPolicy, search_benchmark
+
+    class StepThenHang(SearchPolicy):
+        def search(self, ctx):
+            ctx.step("-mem2reg")
+            ctx.step("-instcombine")  # the worker hangs on this one
+
+    env = cc.LlvmEnv(action_space="NoLimit")
+    assert env.step_timeout == 60.0
+    real_request = env.worker.request
+    timeouts = []
+
+    def request(command, *args, timeout=None):
+        if command == "step":
+            timeouts.append(timeout)
+            if len(timeouts) == 2:
+                return real_request("debug", "hang", 30.0, timeout=timeout)
+        return real_request(command, *args, timeout=timeout)
+
+    monkeypatch.setattr(env.worker, "request", request)
+    result = search_benchmark(StepThenHang(), program_bitcode["qsort"], Budget(seconds=3.0), env_factory=lambda: env)
+    assert len(timeouts) == 3, timeouts  # the two steps, then the replay of the best
+    assert all(t <= 3.0 + HANG_GRACE_SECONDS for t in timeouts[:2])
+    assert timeouts[2] == 60.0
+    assert result.error is None and result.best_actions == ["-mem2reg"]
+    with cc.LlvmEnv(action_space="NoLimit") as fresh:
+        fresh.reset(benchmark=program_bitcode["qsort"])
+        fresh.step("-mem2reg")
+        assert result.final == int(fresh.observation["IrInstructionCount"]) < result.O0

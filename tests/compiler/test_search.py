@@ -292,6 +292,40 @@ define i32 @f(i32 %x) {
     assert result.error is None and result.final == result.Oz and result.best_actions == ["default<Oz>"]
 
 
+def test_coreset_run_keeps_forks_of_the_best_whole_sequences_at_their_best_count(program_bitcode):
+    """CoresetPolicy.run(keep=k): at most k results carry a fork, the best eligible ones (the whole
+    sequence ends at its best count); each fork holds a module of the result's count, and its
+    trajectory is the whole sequence from the result's start (what optimize outlines without replaying)."""
+    from compilerdream.compiler.coreset import CoresetPolicy, load_coreset
+    from compilerdream.compiler.search import OZ_PIPELINE, SearchPolicy
+
+    sequences = {(s.start, s.passes) for s in load_coreset("default").sequences}
+
+    class Capture(SearchPolicy):
+        fixed_start = "o0"
+
+        def search(self, ctx):
+            self.results = CoresetPolicy("default").run(ctx, keep=4)
+            self.forks = []
+            for r in self.results:
+                if r.fork is not None:
+                    f = r.fork
+                    self.forks.append((r, int(f.env.observation["IrInstructionCount"]), f.start, list(f.trajectory)))
+                    f.close()
+
+    program = str(program_bitcode["csmith_333"])
+    policy = Capture()
+    found = search_benchmark(policy, program, Budget(compilations=100_000))
+    count = lambda ret: round(found.O0 - ret * (found.O0 - found.Oz))  # noqa: E731
+    assert 1 <= len(policy.forks) <= 4
+    for r, instructions, start, trajectory in policy.forks:
+        assert instructions == count(r.reward)
+        assert start == r.start
+        passes = tuple(trajectory[1:] if start == "oz" else trajectory)
+        assert (start, passes) in sequences and passes[: len(r.passes)] == r.passes
+        assert trajectory[:1] == [OZ_PIPELINE] or start == "o0"
+
+
 def test_coreset_run_reports_each_sequences_best_prefix_best_first(program_bitcode):
     """CoresetPolicy.run: one (return, start, prefix) per sequence, best first; each replays to its
     return, and the first is the harness's result (optimize outlines the best few of these)."""
@@ -309,11 +343,12 @@ def test_coreset_run_reports_each_sequences_best_prefix_best_first(program_bitco
     found = search_benchmark(policy, program, Budget(compilations=100_000))
     results = policy.results
     assert len(results) == len(load_coreset("default"))
-    returns = [r for r, _, _ in results]
+    returns = [r.reward for r in results]
     assert returns == sorted(returns, reverse=True)
     count = lambda ret: round(found.O0 - ret * (found.O0 - found.Oz))  # noqa: E731 - IrInstructionCountOz returns
     assert count(returns[0]) == found.final
-    for ret, start, passes in results[:3]:
+    assert all(r.fork is None for r in results)  # none asked for
+    for ret, start, passes, _ in results[:3]:
         with cc.LlvmEnv(action_space="NoLimit") as env:
             env.reset(benchmark=program)
             env.multistep((["default<Oz>"] if start == "oz" else []) + list(passes))

@@ -77,3 +77,26 @@ def test_arrays_come_back_equal_writeable_and_without_naming_this_package(pair):
     pickler.dispatch_table = sender._dispatch
     pickler.dump(("ok", {"Autophase": arrays[0]}))
     assert b"compilerdream" not in stream.getvalue()
+
+
+def _maps(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
+
+
+def test_the_worker_starts_without_the_env_and_loads_numpy_only_for_an_array(program_bitcode):
+    """The worker process imports its own module and the engine, not compilerdream.compiler's env
+    (gymnasium, numpy); an Autophase observation then brings numpy in and arrives as in process."""
+    import numpy as np
+
+    import compilerdream.compiler as cc
+
+    with cc.LlvmEnv(action_space="NoLimit") as env, cc.LlvmEnv(action_space="NoLimit", isolation="none") as local:
+        for e in (env, local):
+            e.reset(benchmark=program_bitcode["qsort"])
+            e.step("-mem2reg")
+        assert int(env.observation["IrInstructionCount"]) == int(local.observation["IrInstructionCount"])
+        assert "_multiarray_umath" not in _maps(env.worker.process.pid)
+        features = env.observation["Autophase"]
+        assert "_multiarray_umath" in _maps(env.worker.process.pid)
+        assert np.array_equal(features, local.observation["Autophase"]) and features.flags.writeable
