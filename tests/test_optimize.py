@@ -355,3 +355,43 @@ def test_oz_outline_method_beats_oz_where_code_repeats(program_bitcode):
     assert found.compilations == 1 + len(OUTLINE_PIPELINES)  # -Oz once, each pipeline once on a fork
     smooth = search_benchmark(make_policy("oz-outline"), str(QSORT), Budget(compilations=10))
     assert smooth.final == smooth.Oz and smooth.best_passes == ["default<Oz>"]  # nothing to outline: -Oz stays
+
+
+def test_the_outliner_sees_each_distinct_module_of_the_best_coreset_results_once(program_bitcode, monkeypatch):
+    """optimize outlines the best OUTLINE_TOP distinct coreset results, each module (by its IR) once;
+    each module the outliner sees has the count its recorded trajectory gives (kept forks included)."""
+    import compilerdream.compiler as cc
+    from compilerdream.compiler import default_optimizer as do
+    from compilerdream.compiler.coreset import load_coreset
+
+    seen, later = [], []
+    real_fork_each, real_search = do.Outline.fork_each, do.Outline.search
+
+    def recording(self, ctx):
+        (later if getattr(self, "_in_search", False) else seen).append(
+            (str(ctx.env.observation["IrSha1"]), list(ctx.trajectory), int(ctx.env.observation["IrInstructionCount"])))
+        return real_fork_each(self, ctx)
+
+    def searching(self, ctx):  # the outliner on the best after the search (not the coreset's results)
+        self._in_search = True
+        try:
+            return real_search(self, ctx)
+        finally:
+            self._in_search = False
+
+    monkeypatch.setattr(do.Outline, "fork_each", recording)
+    monkeypatch.setattr(do.Outline, "search", searching)
+    policy = do.SearchAlone(Budget(seconds=0.1), coreset=load_coreset("default"), outline=True)
+    program = str(program_bitcode["csmith_333"])
+    result = search_benchmark(policy, program, Budget(compilations=100_000))
+    assert result.error is None and result.final < result.Oz
+    hashes = [digest for digest, _, _ in seen]
+    assert 2 <= len(seen) <= do.OUTLINE_TOP and len(set(hashes)) == len(hashes)
+    assert len(later) <= 2
+    with cc.LlvmEnv(action_space="NoLimit") as env:
+        for _, trajectory, count in seen:
+            env.reset(benchmark=program)
+            env.multistep(trajectory)
+            # the count, not the IR text: from -Oz the search forks the -Oz module, and a clone's
+            # passes can name or order things differently from a replay from scratch
+            assert int(env.observation["IrInstructionCount"]) == count
