@@ -298,8 +298,9 @@ def _search(args, benchmark: Benchmark) -> tuple[list, str, str]:
             args.coreset, args.search_seconds, args.search_compilations, outline=args.outline
         )
         seconds = default_search_seconds(args.outline)
+        finish = "the coreset and the outliner always finish" if args.outline else "the coreset always finishes"
         within = budget.describe() if (args.search_seconds or args.search_compilations) else (
-            f"{seconds:g} s (the coreset always finishes)" if args.coreset else f"{seconds:g} s"
+            f"{seconds:g} s ({finish})" if args.coreset else f"{seconds:g} s"
         )
         note = f"{why_not}, so the default method: {policy.describe()} within {within}"  # type: ignore[attr-defined]
     result = search_benchmark(policy, benchmark, budget, action_space=args.action_space, seed=args.seed, start=start)
