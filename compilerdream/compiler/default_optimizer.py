@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .coreset import Coreset, CoresetPolicy, CoresetResult, load_coreset
+from .coreset import Coreset, CoresetPolicy, CoresetResult, CoresetSequence, load_coreset
 from .search import OZ_PIPELINE, Budget, BudgetExhausted, GreedySearch, RandomSearch, SearchContext, SearchPolicy
 
 
@@ -240,7 +240,7 @@ class SearchAlone(SearchPolicy):
                 distinct[(r.start, r.passes)] = r
         modules: set[str] = set()  # IR hashes outlined already: sequences often end at the same module
         for r in list(distinct.values())[: self.outline_top]:
-            tried.add((r.start, tuple(([OZ_PIPELINE] if r.start == "oz" else []) + list(r.passes))))
+            tried.add((r.start, tuple(CoresetSequence(r.start, r.passes).actions())))  # as ctx.best_actions spells it
             at = r.fork
             if at is None:
                 replay(ctx, r.start, r.passes)
