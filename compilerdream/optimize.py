@@ -87,6 +87,8 @@ class Candidate:
     instructions: int
     text_size: int
     bitcode: bytes = field(repr=False, default=b"")
+    #: opt's own options the passes ran under (in `commandline` before -passes), e.g. -force-attribute=minsize
+    options: list = field(default_factory=list)
 
 
 def _passes_of(commandline: str) -> str:
@@ -96,8 +98,10 @@ def _passes_of(commandline: str) -> str:
     return "no-op-module"
 
 
-def measure(env: LlvmEnv, benchmark: Benchmark, actions: list, method: str) -> Candidate:
-    """Replay `actions` on a fresh copy of the benchmark and measure the module."""
+def measure(env: LlvmEnv, benchmark: Benchmark, actions: list, method: str, options: Sequence[str] = ()) -> Candidate:
+    """Replay `actions` (under opt's `options`, see LlvmEnv.compiler_options) on a fresh copy of
+    the benchmark and measure the module."""
+    env.compiler_options = tuple(options)
     env.reset(benchmark=benchmark)
     if actions:
         _, _, died, _, info = env.multistep(actions)
@@ -112,6 +116,7 @@ def measure(env: LlvmEnv, benchmark: Benchmark, actions: list, method: str) -> C
         instructions=int(env.observation["IrInstructionCount"]),
         text_size=int(env.observation["ObjectTextSizeBytes"]),
         bitcode=bytes(env.observation["Bitcode"]),
+        options=list(options),
     )
 
 
@@ -179,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-outline", dest="outline", action="store_false",
-        help="do not try LLVM's IR outliner (iroutliner) on the best result: the result then uses only "
-        "CompilerGym's 124 passes and -Oz",
+        help="do not try LLVM's IR outliner (iroutliner) on the best result, nor opt's -force-attribute=minsize "
+        "where -Oz with it is smaller: the result then uses only CompilerGym's 124 passes and -Oz",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-space", default="NoLimit")
@@ -277,8 +282,9 @@ def reproduce_commands(benchmark: Benchmark, input_path: str, commandline: str, 
     return lines
 
 
-def _search(args, benchmark: Benchmark) -> tuple[list, str, str]:
-    """Run guided search or the default method; returns (best passes, method name, note for the user).
+def _search(args, benchmark: Benchmark) -> tuple[list, str, str, list]:
+    """Run guided search or the default method; returns (best passes, method name, note for the
+    user, opt options the passes ran under).
 
     Passes (flags), not action indices: guided search acts in the agent's action space,
     which need not be the `--action-space` the rest of optimize uses.
@@ -306,7 +312,7 @@ def _search(args, benchmark: Benchmark) -> tuple[list, str, str]:
     result = search_benchmark(policy, benchmark, budget, action_space=args.action_space, seed=args.seed, start=start)
     if result.error:
         raise CompilerDreamError(f"search failed: {result.error}")
-    return list(result.best_passes), policy.name, note
+    return list(result.best_passes), policy.name, note, list(result.compiler_options)
 
 
 def _validate(benchmark: Benchmark, cand: Candidate, timeout: float, reports: list) -> SemanticsResult:
@@ -354,11 +360,13 @@ def optimize(args: argparse.Namespace, benchmark: Benchmark, env: LlvmEnv, say: 
     env.reset(benchmark=benchmark)
     o0, oz = int(env.observation["IrInstructionCountO0"]), int(env.observation["IrInstructionCountOz"])
     text_oz = int(env.observation["ObjectTextSizeOz"])
-    actions, method, note = _search(args, benchmark)
+    actions, method, note, options = _search(args, benchmark)
     say(f"search: {note}")
     notes, reports = [note], []
     oz_cand = measure(env, benchmark, [OZ_PIPELINE], "-Oz")
-    chosen = _floor_at_oz(measure(env, benchmark, actions, method) if actions else oz_cand, oz_cand, say, notes)
+    chosen = _floor_at_oz(
+        measure(env, benchmark, actions, method, options) if actions else oz_cand, oz_cand, say, notes
+    )
     validation = None
     if args.validate:
         chosen, validation = _validated(benchmark, chosen, oz_cand, args, say, notes, reports)
@@ -368,6 +376,7 @@ def optimize(args: argparse.Namespace, benchmark: Benchmark, env: LlvmEnv, say: 
         "method": chosen.method,
         "actions": chosen.actions,
         "passes": chosen.passes,
+        "options": chosen.options,
         "commandline": chosen.commandline,
         "O0": o0,
         "Oz": oz,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shlex
 import subprocess
 import sys
 import types
@@ -90,8 +91,11 @@ def test_text_output_names_counts_pipeline_and_mode(tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     assert "no checkpoint given, so the default method: the " in out and " coreset (" in out
     assert "instruction count: -O0 " in out and ", -Oz " in out and ", result " in out
-    assert ("pipeline: opt '-passes=" in out or "pipeline: opt -passes='" in out) and ".text size: result " in out
-    assert any(f"{opt} {q}" in out for opt in ("opt-19", "opt") for q in ("'-passes=", "-passes='"))
+    # qsort is smaller under -force-attribute=minsize: opt's option comes before -passes
+    pipeline = next(line for line in out.splitlines() if line.startswith("pipeline: "))
+    assert pipeline.startswith("pipeline: opt -force-attribute=minsize ") and ".text size: result " in out
+    assert "'-passes=" in pipeline or "-passes='" in pipeline
+    assert any(f"{opt} -force-attribute=minsize {q}" in out for opt in ("opt-19", "opt") for q in ("'-passes=", "-passes='"))
     assert (tmp_path / "out" / "q.bc").exists()
 
 
@@ -103,10 +107,14 @@ def test_validate_passes_on_qsort(qsort_run):
 
 def test_never_worse_than_oz(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code, summary, _ = run_json([str(QSORT), "--search-compilations", "1"], capsys)
+    # --no-outline: by default the one compilation is -Oz under minsize, already smaller on qsort
+    code, summary, _ = run_json([str(QSORT), "--search-compilations", "1", "--no-outline"], capsys)
     assert code == 0
     assert summary["result"] == summary["Oz"] and summary["method"] == "-Oz" and summary["passes"] == "default<Oz>"
     assert any("-Oz's output" in note for note in summary["notes"])
+    code, summary, _ = run_json([str(QSORT), "--search-compilations", "1"], capsys)
+    assert code == 0 and summary["result"] < summary["Oz"] and summary["passes"] == "default<Oz>"
+    assert summary["options"] == ["-force-attribute=minsize"]
 
 
 def test_miscompile_falls_back_to_validated_oz(tmp_path, monkeypatch, capsys):
@@ -249,10 +257,11 @@ def test_guided_result_is_replayed_in_the_agents_action_space(tmp_path):
     checkpoint = make_checkpoint(tmp_path / "agent")  # the reference default act_space: Autophase
     args = optimize.parse_args([str(QSORT), "--checkpoint", str(checkpoint), "--device", "cpu", "--search-compilations", "6"])
     benchmark, budget = optimize.load_input(str(QSORT)), Budget(compilations=6)
-    passes, method, _ = optimize._search(args, benchmark)
+    passes, method, _, options = optimize._search(args, benchmark)
     found = search_benchmark(load_guided_policy(str(checkpoint), "cpu"), benchmark, budget, seed=args.seed)
     assert method == "guided" and found.action_space == "Autophase" and passes == found.best_passes
     with LlvmEnv(action_space=args.action_space) as env:
+        assert options == found.compiler_options == []  # guided search compiles without opt options
         assert optimize.measure(env, benchmark, passes, method).instructions == found.final < found.O0
 
 
@@ -293,7 +302,8 @@ def test_default_is_never_worse_than_oz_on_csmith_programs(name, program_bitcode
     assert summary["result"] <= summary["Oz"]
     assert "no checkpoint given, so the default method: the " in summary["notes"][0]
     assert summary["method"] in ("optimize", "-Oz")
-    with LlvmEnv() as env:  # the reported pipeline's passes rebuild the written module's count
+    with LlvmEnv() as env:  # the reported pipeline's passes (under its opt options) rebuild the written module's count
+        env.compiler_options = tuple(summary["options"])
         env.reset(benchmark=str(program_bitcode[name]))
         if summary["actions"]:
             env.multistep(summary["actions"])
@@ -339,9 +349,13 @@ def test_outline_is_tried_on_the_best_and_replays_with_opt(program_bitcode, opt_
     code, without, _ = run_json([program, "-o", "plain.bc", "--search-compilations", "900", "--no-outline"], capsys)
     assert code == 0 and without["method"] == "optimize-no-outline"
     assert "iroutliner" in with_outline["passes"] and "iroutliner" not in without["passes"]
+    # -Oz under minsize is smaller on csmith_333 (464 < 465): the default compiles under it, --no-outline does not
+    assert with_outline["options"] == ["-force-attribute=minsize"] and without["options"] == []
     assert with_outline["result"] < without["result"] <= without["Oz"]
     replayed = tmp_path / "replayed.bc"
-    subprocess.run([opt_tool, f"-passes={with_outline['passes']}", program, "-o", str(replayed)], check=True)
+    tokens = shlex.split(with_outline["commandline"])  # opt's own options included
+    names = {"opt": opt_tool, "input.bc": program, "output.bc": str(replayed)}
+    subprocess.run([names.get(t, t) for t in tokens], check=True)
     assert instruction_count(replayed) == with_outline["result"] == instruction_count(tmp_path / "outlined.bc")
 
 

@@ -142,6 +142,10 @@ class LlvmEnv(gym.Env):
         self.reward_space = reward_space  # type: ignore[assignment]
         self.actions: list = []
         self._pipelines: list[str] = []
+        #: opt's own command-line options every pass of this env runs under (e.g.
+        #: ("-force-attribute=minsize",)), as in `opt OPTIONS -passes=...`: they are written into
+        #: `commandline()`, kept across reset() and fork(), and never affect the baselines (-Oz etc.).
+        self.compiler_options: tuple[str, ...] = ()
         self.episode_reward: float | None = None
         self.episode_walltime_start = time.time()
         self._last_cost: float | None = None
@@ -278,7 +282,7 @@ class LlvmEnv(gym.Env):
         if self._session_generation != self.worker.generation:
             self._start_session(self.benchmark)
             for p in self._pipelines:
-                self.worker.request("step", self._session, [p], (), timeout=self.step_timeout)
+                self.worker.request("step", self._session, [p], (), *self._options_arg(), timeout=self.step_timeout)
 
     def _close_session(self) -> None:
         if self._session is not None and self._session_generation == self.worker.generation:
@@ -307,7 +311,9 @@ class LlvmEnv(gym.Env):
         )
         native = self._native_observations(obs_names + [reward_spec(r).cost for r in rew_names])
         try:
-            changed, values = self.worker.request("step", self._session, pipelines, tuple(native), timeout=self.step_timeout)
+            changed, values = self.worker.request(
+                "step", self._session, pipelines, tuple(native), *self._options_arg(), timeout=self.step_timeout
+            )
         except SessionError as exc:
             return self._error_step(exc, obs_names, rew_names)
         self.actions.extend(actions)
@@ -345,7 +351,9 @@ class LlvmEnv(gym.Env):
         pipelines = [p for ps in per_action for p in ps]
         self._ensure_session()
         try:
-            raw_counts, raw_changed = self.worker.request("trace", self._session, pipelines, timeout=self.step_timeout)
+            raw_counts, raw_changed = self.worker.request(
+                "trace", self._session, pipelines, *self._options_arg(), timeout=self.step_timeout
+            )
         except SessionError as exc:
             self._session = None
             return Trace([], [], [], f"{exc.error_type}: {getattr(exc, 'details', str(exc))}")
@@ -366,6 +374,10 @@ class LlvmEnv(gym.Env):
                 rewards = [0.0] * (len(counts) - 1) + [last]
             self.episode_reward = (self.episode_reward or 0.0) + sum(rewards)
         return Trace(counts, changed, rewards, None)
+
+    def _options_arg(self) -> tuple:
+        """The worker's `options` argument: none at all without options (any worker backend understands that)."""
+        return (tuple(self.compiler_options),) if self.compiler_options else ()
 
     def _pipelines_of(self, action) -> list[str]:
         if isinstance(action, str):  # a CompilerGym flag or any new-PM pipeline
@@ -505,7 +517,9 @@ class LlvmEnv(gym.Env):
         Run it with opt-19 on the benchmark file and the result has the same
         instruction count as this environment's module.
         """
-        return commandline_for(self._pipelines, strip_debug=bool(self._load_info.get("had_debug_info")))
+        return commandline_for(
+            self._pipelines, strip_debug=bool(self._load_info.get("had_debug_info")), options=self.compiler_options
+        )
 
     @property
     def state(self) -> CompilerEnvState:
@@ -518,13 +532,17 @@ class LlvmEnv(gym.Env):
 
     def apply(self, state: CompilerEnvState) -> None:
         """Replay a state: reset to its benchmark and apply its command line."""
-        from .spaces import parse_commandline_flags
+        from .spaces import commandline_steps, parse_commandline_flags, parse_commandline_options
 
+        self.compiler_options = parse_commandline_options(state.commandline)
         self.reset(benchmark=state.benchmark)
         try:
             actions: list = self.action_space.from_string(state.commandline)
         except UnknownNameError:  # flags outside this action space: apply them as pipelines
-            actions = [pass_flags()[i].pipeline for i in parse_commandline_flags(state.commandline)]
+            try:
+                actions = [pass_flags()[i].pipeline for i in parse_commandline_flags(state.commandline)]
+            except UnknownNameError:  # pipelines that are no flag (e.g. the IR outliner): its steps as written
+                actions = commandline_steps(state.commandline)
         if actions:
             _, _, done, _, info = self.multistep(actions)
             if done:

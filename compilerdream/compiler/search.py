@@ -144,11 +144,19 @@ class _StartStates:
         self.root = root
         self.oz: LlvmEnv | None = None
         self.oz_reward = 0.0
+        # After SearchContext.try_options: the "o0" start is the program after `o0_actions`
+        # (e.g. forceattrs), held by the session `o0`.
+        self.o0: LlvmEnv | None = None
+        self.o0_actions: list = []
+        self.o0_reward = 0.0
 
     def close(self) -> None:
         if self.oz is not None:
             self.oz.close()
             self.oz = None
+        if self.o0 is not None:
+            self.o0.close()
+            self.o0 = None
 
 
 class SearchContext:
@@ -206,11 +214,15 @@ class SearchContext:
         Raises StartUnavailable when -Oz crashes on the benchmark.
         """
         start = self.default_start if start is None else check_start(start, STARTS)
+        states = self._starts
+        if start == "o0" and states.o0 is not None:  # the prepared program (see try_options)
+            self._switch_to(states.o0.fork())
+            self.trajectory, self.cumulative, self.start = list(states.o0_actions), states.o0_reward, "o0"
+            return
         if start == "o0":
             self.env.reset()
             self.trajectory, self.cumulative, self.start = [], 0.0, "o0"
             return
-        states = self._starts
         if states.oz is None:
             if self._meter.exhausted():
                 raise BudgetExhausted
@@ -222,12 +234,78 @@ class SearchContext:
                 raise StartUnavailable(f"-Oz ({OZ_PIPELINE}) crashed on {uri}: cannot start from its output")
             states.oz, states.oz_reward = self.env.fork(), self.cumulative
             return
-        restored = states.oz.fork()
+        self._switch_to(states.oz.fork())
+        self.trajectory, self.cumulative, self.start = [OZ_PIPELINE], states.oz_reward, "oz"
+
+    def _switch_to(self, restored: LlvmEnv) -> None:
+        """Continue in `restored` (a fork of a start state), closing the env used so far."""
         restored.action_space = self.env.action_space  # the space the policy chose
         previous, self.env = self.env, restored
-        if previous is not states.root:  # the harness's env owns the worker and replays the result
+        if previous is not self._starts.root:  # the harness's env owns the worker and replays the result
             previous.close()
-        self.trajectory, self.cumulative, self.start = [OZ_PIPELINE], states.oz_reward, "oz"
+
+    def start_actions(self, start: str) -> list:
+        """The trajectory a reset to `start` begins with: [] or the preparation of try_options
+        for "o0", ["default<Oz>"] for "oz"."""
+        return list(self._starts.o0_actions) if check_start(start, STARTS) == "o0" else [OZ_PIPELINE]
+
+    def try_options(self, options: Sequence[str], prepare: Sequence[str] = ()) -> bool:
+        """Whether -Oz under opt's command-line `options` (e.g. '-force-attribute=minsize') gives
+        fewer instructions than -Oz. If it does, the rest of this benchmark search compiles under
+        them (the harness replays and prints the result with them): the "oz" start becomes that
+        output, the "o0" start the program after `prepare` (e.g. "forceattrs", which adds the
+        attributes the options name; one compilation each), and the context resets to "o0".
+        Costs one compilation (-Oz under the options). Call it before the policy applies anything.
+        """
+        states, options = self._starts, tuple(options)
+        if self._meter.exhausted():
+            raise BudgetExhausted
+        probe = states.root.fork()
+        try:
+            probe.reset()
+            probe.compiler_options = options
+            self._meter.compilations += 1
+            timeout = self._meter.call_timeout()
+            if timeout is not None:
+                probe.step_timeout = timeout
+            _, reward, died, _, info = probe.step(OZ_PIPELINE)
+            better = not died and int(probe.observation["IrInstructionCount"]) < int(
+                states.root.observation["IrInstructionCountOz"]
+            )
+        except BaseException:
+            probe.close()
+            raise
+        if died:
+            log.warning("%s: -Oz under %s crashed: %s", probe.benchmark.uri, " ".join(options), info.get("error_details"))
+        if not better:
+            probe.close()
+            return False
+        probe.step_timeout = states.root.step_timeout
+        for env in {id(states.root): states.root, id(self.env): self.env}.values():
+            env.compiler_options = options
+        if states.oz is not None:
+            states.oz.close()
+        states.oz, states.oz_reward = probe, float(reward or 0.0)
+        if states.oz_reward > self._best.reward + 1e-12:  # a result in its own right: -Oz, smaller
+            self._best.reward, self._best.actions, self._best.start = states.oz_reward, [OZ_PIPELINE], "oz"
+        prepared = states.root.fork()
+        try:
+            prepared.reset()
+            cumulative = 0.0
+            for action in prepare:
+                if self._meter.exhausted():
+                    raise BudgetExhausted
+                self._meter.compilations += 1
+                _, reward, died, _, info = prepared.step(action)
+                if died:
+                    raise CompilerDreamError(f"preparing the program with {action!r} failed: {info.get('error_details')}")
+                cumulative += float(reward or 0.0)
+        except BaseException:
+            prepared.close()
+            raise
+        states.o0, states.o0_actions, states.o0_reward = prepared, list(prepare), cumulative
+        self.reset("o0")
+        return True
 
     def step(self, action) -> tuple[float, bool]:
         """Apply one action; returns (IrInstructionCountOz reward, episode ended by an error)."""
@@ -471,6 +549,9 @@ class SearchResult:
     best_passes: list = field(default_factory=list)
     #: Where the winning sequence started: "o0", or "oz" (then `best_actions` begin with "default<Oz>").
     start: str = "o0"
+    #: opt's own options every pass of `best_actions` ran under (`SearchContext.try_options`);
+    #: replay them with these set (`LlvmEnv.compiler_options`), as `commandline` does.
+    compiler_options: list = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -521,6 +602,7 @@ def search_benchmark(
                 raise CompilerDreamError(f"replaying the best sequence crashed: {info.get('error_details')}")
         final = int(env.observation["IrInstructionCount"])
         commandline = env.commandline()
+        options = list(env.compiler_options)
         error = None
         space = env.action_space  # after the policy ran: the space its actions index into
         passes = space.passes(best.actions)
@@ -528,7 +610,7 @@ def search_benchmark(
         log.warning("search on %s failed: %s", bench.uri, exc)
         o0 = oz = final = 0
         walltime, compilations, commandline, error = spent["walltime"], spent["compilations"], "", str(exc)
-        space, passes = env.action_space, []
+        space, passes, options = env.action_space, [], []
     finally:
         states.close()
         env.close()
@@ -550,6 +632,7 @@ def search_benchmark(
         action_space=space.name,
         best_passes=passes,
         start=best.start if best.actions else "o0",
+        compiler_options=options,
     )
 
 

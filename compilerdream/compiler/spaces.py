@@ -225,13 +225,18 @@ def printable_pipeline(pipeline: str) -> str:
 
 
 def commandline_for(
-    pipelines: Sequence[str], input_name: str = "input.bc", output_name: str = "output.bc", strip_debug: bool = False
+    pipelines: Sequence[str],
+    input_name: str = "input.bc",
+    output_name: str = "output.bc",
+    strip_debug: bool = False,
+    options: Sequence[str] = (),
 ) -> str:
     """An `opt` command that applies `pipelines` in order, as our engine does.
 
     `strip_debug` adds opt's `-strip-debug` (llvm::StripDebugInfo, as the engine does at
     load): needed for inputs with debug info, where e.g. insert-gcov-profiling acts
-    only if llvm.dbg.cu is present.
+    only if llvm.dbg.cu is present. `options`: opt's own options that every pass ran under
+    (an env's `compiler_options`, e.g. '-force-attribute=minsize'), written before -passes.
     """
     # The engine runs every pipeline with fresh analysis managers; opt shares one
     # cache across the whole -passes string, and cached analyses (e.g. SCEV after
@@ -239,7 +244,8 @@ def commandline_for(
     # opt start each one from a clean cache, as the engine does.
     text = STEP_SEPARATOR.join(printable_pipeline(p) for p in pipelines) if pipelines else "no-op-module"
     strip = "-strip-debug " if strip_debug else ""
-    return f"opt {strip}-passes={shlex.quote(text)} {input_name} -o {output_name}"
+    flags = "".join(shlex.quote(o) + " " for o in options)
+    return f"opt {strip}{flags}-passes={shlex.quote(text)} {input_name} -o {output_name}"
 
 
 def parse_commandline_flags(commandline: str) -> list[int]:
@@ -268,6 +274,42 @@ def parse_commandline_flags(commandline: str) -> list[int]:
                 raise UnknownNameError(f"pipeline element '{pipelines[i]}' does not correspond to a CompilerGym flag")
         return out
     return [flag_to_index(t) for t in tokens if t.startswith("-") and t not in ("-o",) and not t.startswith("-o=")]
+
+
+def parse_commandline_options(commandline: str) -> tuple[str, ...]:
+    """opt's own options in an `opt [OPTIONS] -passes='...'` command line (what `commandline_for`
+    writes from `options`): every flag but -passes, -o and -strip-debug. () for CompilerGym's
+    `opt -flag1 -flag2` form, whose flags are passes."""
+    tokens = shlex.split(commandline)[1:]
+    if not any(t.startswith(("-passes=", "--passes=")) for t in tokens):
+        return ()
+    out, skip = [], False
+    for t in tokens:
+        if skip:
+            skip = False
+        elif t == "-o":
+            skip = True
+        elif t.startswith("-") and not t.startswith(("-passes=", "--passes=", "-o=", "-strip-debug", "--strip-debug")):
+            out.append(t)
+    return tuple(out)
+
+
+def commandline_steps(commandline: str) -> list[str]:
+    """The steps of an `opt -passes='...'` command line as `commandline_for` wrote them (the
+    pipelines between its `invalidate<all>` separators), whatever passes they hold."""
+    tokens = shlex.split(commandline)
+    passes = [t.split("=", 1)[1] for t in tokens if t.startswith(("-passes=", "--passes="))]
+    if not passes:
+        raise UnknownNameError("the command line has no -passes=")
+    steps, cur = [], []
+    for element in split_pipeline(passes[0]):
+        if element == "invalidate<all>":
+            steps.append(",".join(cur))
+            cur = []
+        elif element != "no-op-module":
+            cur.append(element)
+    steps.append(",".join(cur))
+    return [s for s in steps if s]
 
 
 def split_pipeline(text: str) -> list[str]:

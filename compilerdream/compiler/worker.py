@@ -105,17 +105,20 @@ class SessionServer:
                     )
         return {n: cache[n] for n in names}
 
-    def cmd_step(self, sid: int, pipelines: list[str], observations: tuple[str, ...]) -> tuple[list[bool], dict]:
+    def cmd_step(
+        self, sid: int, pipelines: list[str], observations: tuple[str, ...], options: tuple[str, ...] = ()
+    ) -> tuple[list[bool], dict]:
+        """Apply pipelines (with opt's command-line `options` set for each, e.g. '-force-attribute=minsize')."""
         module = self._session(sid)
-        changed = [bool(module.apply(p)) for p in pipelines]
+        changed = [bool(module.apply(p, list(options))) for p in pipelines]
         return changed, self._observe(module, observations)
 
-    def cmd_trace(self, sid: int, pipelines: list[str]) -> tuple[list[int], list[bool]]:
-        """Apply pipelines one by one; the IR instruction count after each, and whether each changed the module."""
+    def cmd_trace(self, sid: int, pipelines: list[str], options: tuple[str, ...] = ()) -> tuple[list[int], list[bool]]:
+        """Apply pipelines one by one (with `options`); the IR instruction count after each, and whether each changed the module."""
         module = self._session(sid)
         counts, changed = [], []
         for p in pipelines:
-            changed.append(bool(module.apply(p)))
+            changed.append(bool(module.apply(p, list(options))))
             counts.append(int(module.instruction_count()))
         return counts, changed
 

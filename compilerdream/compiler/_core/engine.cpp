@@ -33,6 +33,7 @@
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Object/ObjectFile.h"
 #include "llvm/Passes/PassBuilder.h"
+#include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
@@ -54,6 +55,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace py = pybind11;
 
@@ -152,6 +154,43 @@ struct PipelineRunner {
 };
 
 // Returns true when some pass reported a change (not all analyses preserved).
+// opt's own command-line options (e.g. "-force-attribute=minsize", "-inline-threshold=0") for
+// one pipeline run, reset to their defaults afterwards: `opt OPTIONS -passes=P` sees them the
+// same way. LLVM keeps them in process-wide globals, so a module's apply() with options must
+// not run concurrently with another apply() in the same process (the worker runs one at a time).
+class ScopedOptions {
+ public:
+  explicit ScopedOptions(const std::vector<std::string> &options) {
+    if (options.empty()) return;
+    llvm::StringMap<llvm::cl::Option *> &registered = llvm::cl::getRegisteredOptions();
+    for (const std::string &text : options) {
+      llvm::StringRef rest(text);
+      if (!rest.consume_front("-")) fail("opt option '" + text + "' does not start with '-'");
+      rest.consume_front("-");
+      auto [name, value] = rest.split('=');
+      auto found = registered.find(name);
+      if (name.empty() || found == registered.end()) fail("unknown opt option '" + text + "'");
+      llvm::cl::Option *option = found->second;
+      touched_.push_back(option);
+      if (option->addOccurrence(0, name, value)) fail("bad value in opt option '" + text + "'");
+    }
+  }
+  ~ScopedOptions() { resetAll(); }
+  ScopedOptions(const ScopedOptions &) = delete;
+  ScopedOptions &operator=(const ScopedOptions &) = delete;
+
+ private:
+  [[noreturn]] void fail(const std::string &message) {
+    resetAll();
+    throw std::invalid_argument(message);
+  }
+  void resetAll() {
+    for (llvm::cl::Option *option : touched_) option->reset();
+    touched_.clear();
+  }
+  std::vector<llvm::cl::Option *> touched_;
+};
+
 bool runPipeline(llvm::Module &M, const std::string &pipeline) {
   PipelineRunner runner(targetMachineFor(effectiveTriple(M)));
   llvm::ModulePassManager MPM = runner.parse(pipeline);
@@ -456,8 +495,9 @@ class EngineModule {
     return std::make_unique<EngineModule>(ctx_, std::move(copy), hadDebugInfo_);
   }
 
-  bool apply(const std::string &pipeline) {
+  bool apply(const std::string &pipeline, const std::vector<std::string> &options) {
     py::gil_scoped_release release;
+    ScopedOptions scoped(options);
     return runPipeline(*module_, pipeline);
   }
 
@@ -555,8 +595,9 @@ PYBIND11_MODULE(_engine, m) {
                   py::arg("strip") = true,
                   "Parse LLVM bitcode or textual IR; strips debug info and named metadata like CompilerGym.")
       .def("clone", &EngineModule::clone)
-      .def("apply", &EngineModule::apply, py::arg("pipeline"),
-           "Run a new-pass-manager pipeline in place; returns whether some pass reported a change.")
+      .def("apply", &EngineModule::apply, py::arg("pipeline"), py::arg("options") = std::vector<std::string>{},
+           "Run a new-pass-manager pipeline in place, with opt's command-line `options` (e.g. "
+           "['-force-attribute=minsize']) set for this run only; returns whether some pass reported a change.")
       .def("instruction_count", &EngineModule::instructionCount)
       .def("autophase", &EngineModule::autophase)
       .def("instcount", &EngineModule::instcount)

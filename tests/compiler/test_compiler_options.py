@@ -1,0 +1,131 @@
+"""opt's own command-line options (e.g. -force-attribute=minsize): in the engine, the env, the
+search harness and `optimize`'s default method, always replayable with opt-19."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+import compilerdream.compiler as cc
+from compilerdream.compiler import _core
+from compilerdream.compiler.default_optimizer import MINSIZE_OPTIONS, MINSIZE_PREPARE
+from compilerdream.compiler.search import OZ_PIPELINE, Budget, SearchPolicy, search_benchmark
+from compilerdream.compiler.spaces import commandline_steps, parse_commandline_options
+
+from .helpers import count_instructions, random_actions, run_commandline
+
+MINSIZE = "-force-attribute=minsize"
+
+
+def _oz_count(path, options=()) -> int:
+    module = _core.Module.load(path.read_bytes(), str(path))
+    module.apply(OZ_PIPELINE, list(options))
+    return module.instruction_count()
+
+
+def test_engine_options_act_like_opts_and_last_one_run(program_bitcode, opt_tool, tmp_path):
+    """matmul: -Oz with every function minsize is smaller, as opt-19 with the same option gives;
+    the option is gone after the run (the next plain -Oz is -Oz again)."""
+    path = program_bitcode["matmul"]
+    plain, minsize = _oz_count(path), _oz_count(path, [MINSIZE])
+    assert minsize < plain
+    assert _oz_count(path) == plain
+    out = tmp_path / "ms.bc"
+    subprocess.run([opt_tool, MINSIZE, f"-passes={OZ_PIPELINE}", str(path), "-o", str(out)], check=True)
+    assert count_instructions(out) == minsize
+
+
+@pytest.mark.parametrize(
+    "bad, says",
+    [("force-attribute=minsize", "does not start with '-'"), ("-no-such-option=1", "unknown opt option"),
+     ("-inline-threshold=abc", "bad value")],
+)  # fmt: skip
+def test_a_bad_engine_option_is_one_line_and_changes_nothing(bad, says, program_bitcode):
+    path = program_bitcode["matmul"]
+    module = _core.Module.load(path.read_bytes(), str(path))
+    with pytest.raises(ValueError, match=says) as info:
+        module.apply(OZ_PIPELINE, [MINSIZE, bad])  # the good one before it is reset too
+    assert len(str(info.value).splitlines()) == 1 and bad in str(info.value)
+    assert _oz_count(path) > _oz_count(path, [MINSIZE])  # still -Oz without the attribute
+
+
+def test_env_options_are_in_the_command_line_kept_by_fork_and_replay_with_opt(program_bitcode, opt_tool, tmp_path):
+    """Random NoLimit actions after forceattrs under -force-attribute=minsize: opt-19 on
+    env.commandline() gives the env's count; a fork and env.apply(state) keep the options."""
+    path = program_bitcode["qsort"]
+    n = cc.action_space("NoLimit").n
+    with cc.LlvmEnv(benchmark=path, reward_space="IrInstructionCountOz") as env:
+        env.compiler_options = (MINSIZE,)
+        env.reset()
+        env.multistep(["forceattrs", *random_actions(n, 25, seed=3), OZ_PIPELINE])
+        count, commandline = int(env.observation["IrInstructionCount"]), env.commandline()
+        assert commandline.startswith(f"opt {MINSIZE} -passes=") and parse_commandline_options(commandline) == (MINSIZE,)
+        run_commandline(opt_tool, commandline, path, tmp_path / "out.bc")
+        assert count_instructions(tmp_path / "out.bc") == count
+        fork = env.fork()
+        assert fork.compiler_options == (MINSIZE,) and fork.commandline() == commandline
+        fork.close()
+        state = env.state
+    with cc.LlvmEnv(reward_space="IrInstructionCountOz") as replay:
+        replay.apply(state)
+        assert replay.compiler_options == (MINSIZE,) and int(replay.observation["IrInstructionCount"]) == count
+    assert commandline_steps(commandline)[0] == "forceattrs"
+
+
+class _MinsizeThenCount(SearchPolicy):
+    """try_options, then one step from the "o0" start and one from the "oz" start."""
+
+    name = "minsize-probe"
+    fixed_start = "o0"
+
+    def __init__(self):
+        self.used: bool | None = None
+        self.o0_trajectory: list = []
+
+    def search(self, ctx) -> None:
+        self.used = ctx.try_options(MINSIZE_OPTIONS, MINSIZE_PREPARE)
+        self.o0_trajectory = list(ctx.trajectory)
+        ctx.step("function(instcombine<no-verify-fixpoint>)")
+        ctx.reset("oz")
+        ctx.step("function(simplifycfg)")
+
+
+@pytest.mark.parametrize("name, used", [("matmul", True), ("crc32", False)])
+def test_try_options_keeps_them_only_where_oz_under_them_is_smaller(name, used, program_bitcode, opt_tool, tmp_path):
+    """matmul's -Oz is smaller with minsize, crc32's is not: the search compiles under the option
+    only for matmul; either way its result replays with opt-19 from its command line."""
+    path = program_bitcode[name]
+    policy = _MinsizeThenCount()
+    result = search_benchmark(policy, str(path), Budget(compilations=50))
+    assert result.error is None and policy.used is used
+    assert result.compiler_options == (list(MINSIZE_OPTIONS) if used else [])
+    assert policy.o0_trajectory == (list(MINSIZE_PREPARE) if used else [])
+    # -Oz under the option, the preparation, the two steps (+ -Oz once on the plain program when unused)
+    assert result.compilations == (1 + len(MINSIZE_PREPARE) + 2 if used else 1 + 1 + 2)
+    if used:
+        assert result.final < _oz_count(path) and result.final <= _oz_count(path, MINSIZE_OPTIONS)
+        assert result.commandline.startswith(f"opt {MINSIZE} ")
+    else:
+        assert MINSIZE not in result.commandline
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
+
+
+def test_try_options_spends_the_budget_and_its_smaller_oz_is_a_result(program_bitcode, opt_tool, tmp_path):
+    """One compilation: -Oz under the option, which is kept as the result; nothing is left to prepare."""
+
+    class Probe(SearchPolicy):
+        name, fixed_start = "probe", "o0"
+
+        def search(self, ctx) -> None:
+            ctx.try_options(MINSIZE_OPTIONS, MINSIZE_PREPARE)
+            raise AssertionError("a budget of 1 compilation cannot also prepare the program")
+
+    path = program_bitcode["matmul"]
+    result = search_benchmark(Probe(), str(path), Budget(compilations=1))
+    assert result.error is None and result.compilations == 1
+    assert result.best_actions == [OZ_PIPELINE] and result.start == "oz"
+    assert result.final == _oz_count(path, MINSIZE_OPTIONS) < result.Oz
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
