@@ -184,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--no-outline", dest="outline", action="store_false",
-        help="do not try LLVM's IR outliner (iroutliner) on the best result, nor opt's -force-attribute=minsize "
-        "where -Oz with it is smaller: the result then uses only CompilerGym's 124 passes and -Oz",
+        help="do not try LLVM's IR outliner (iroutliner) on the best result, nor opt's options "
+        "(-force-attribute=minsize, -inline-threshold) where -Oz with them is smaller: the result then uses "
+        "only CompilerGym's 124 passes and -Oz",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-space", default="NoLimit")

@@ -3,8 +3,9 @@
 `default_policy()` is the method `compilerdream optimize` runs without a checkpoint, and
 `compilerdream search/evaluate --methods optimize` run the same one: the caller measures
 -Oz (the fallback); where -Oz with every function given the `minsize` attribute (opt's
--force-attribute=minsize, as clang -Oz sets it) is smaller, the search compiles under that
-option (`MINSIZE_OPTIONS`); then every sequence of the shipped LLVM-19 coreset runs from -O0 or
+-force-attribute=minsize, as clang -Oz sets it), alone or with the inliner held back
+(-inline-threshold=-20), is smaller, the search compiles under the smaller set of options
+(`OPTION_CANDIDATES`); then every sequence of the shipped LLVM-19 coreset runs from -O0 or
 from -Oz with the best prefix kept, then LLVM's IR outliner is tried on the best result
 (`OUTLINE_PIPELINES`), then greedy search continues from the best result so far and random
 search runs from -Oz's output while the budget lasts (and the outliner is tried again if
@@ -115,7 +116,7 @@ def outlined(actions: Sequence) -> bool:
 OUTLINE_TOP = 12
 
 #: opt's options under which `optimize` compiles a program when -Oz under them beats -Oz (one
-#: compilation decides; `SearchContext.try_options`): every function gets the `minsize`
+#: compilation decides; `SearchContext.choose_options`): every function gets the `minsize`
 #: attribute, as clang's -Oz sets it (`opt -passes='default<Oz>'` on bitcode without it, the
 #: -Oz of CompilerGym and of this project, leaves it off). The program is prepared with
 #: `forceattrs`, so the sequences from -O0 see the attribute too. Chosen on the validation split
@@ -125,6 +126,15 @@ OUTLINE_TOP = 12
 #: is smaller (this rule) +7.86%, nearly the best of both runs (+7.89%).
 MINSIZE_OPTIONS = ("-force-attribute=minsize",)
 MINSIZE_PREPARE = ("forceattrs",)
+#: The option sets `optimize` tries (`SearchContext.choose_options`: -Oz under each, one
+#: compilation each; the smallest wins if it beats -Oz). The second also forbids the inliner all
+#: but free inlining (a negative threshold), which -Oz with the attribute still does too much of
+#: on some programs (csmith_258: -Oz 101 instructions, with the attribute 101, with both 61).
+#: Chosen on the same 60 validation programs, all variants in one run: the attribute alone
+#: +7.86%; the attribute or both (this) +8.01%, 8 programs smaller and none larger, the same
+#: time; adding `-inline-threshold=-20` alone as a third set +8.03%. -Oz alone under thresholds
+#: of -5, 0, -100 and -1000 with the attribute: -100 and -1000 the same as -20 within 0.03 points.
+OPTION_CANDIDATES = (MINSIZE_OPTIONS, (*MINSIZE_OPTIONS, "-inline-threshold=-20"))
 
 
 class Outline(SearchPolicy):
@@ -210,6 +220,7 @@ class SearchAlone(SearchPolicy):
         self.budget = budget
         self.coreset = coreset
         self.minsize = minsize
+        self.option_candidates = OPTION_CANDIDATES
         if phases is None:
             phases = default_phases() if coreset is not None else search_phases()
         self.phases = list(phases)
@@ -219,7 +230,7 @@ class SearchAlone(SearchPolicy):
             self.name = "optimize" if outline else "optimize-no-outline"
 
     def describe(self) -> str:
-        parts = ["the minsize attribute where -Oz with it is smaller"] if self.minsize else []
+        parts = ["the minsize attribute (and no inlining) where -Oz with it is smaller"] if self.minsize else []
         parts += [f"the {self.coreset.name} coreset ({len(self.coreset)} sequences)"] if self.coreset else []
         if self.outline:
             parts += [f"the IR outliner on its best {self.outline_top} results" if self.coreset else "the IR outliner"]
@@ -271,7 +282,7 @@ class SearchAlone(SearchPolicy):
     def search(self, ctx: SearchContext) -> None:
         tried: set = set()  # (start, actions) the outliner has seen
         if self.minsize:
-            ctx.try_options(MINSIZE_OPTIONS, MINSIZE_PREPARE)
+            ctx.choose_options(self.option_candidates, MINSIZE_PREPARE)
         if self.coreset is not None:
             results = CoresetPolicy(self.coreset).run(ctx, keep=self.outline_top if self.outline else 0)
             try:

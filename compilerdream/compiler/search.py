@@ -250,44 +250,55 @@ class SearchContext:
         return list(self._starts.o0_actions) if check_start(start, STARTS) == "o0" else [OZ_PIPELINE]
 
     def try_options(self, options: Sequence[str], prepare: Sequence[str] = ()) -> bool:
-        """Whether -Oz under opt's command-line `options` (e.g. '-force-attribute=minsize') gives
-        fewer instructions than -Oz. If it does, the rest of this benchmark search compiles under
-        them (the harness replays and prints the result with them): the "oz" start becomes that
-        output, the "o0" start the program after `prepare` (e.g. "forceattrs", which adds the
-        attributes the options name; one compilation each), and the context resets to "o0".
-        Costs one compilation (-Oz under the options). Call it before the policy applies anything.
+        """`choose_options` with one candidate: whether the search now compiles under `options`."""
+        return self.choose_options([options], prepare) is not None
+
+    def choose_options(self, candidates: Sequence[Sequence[str]], prepare: Sequence[str] = ()) -> tuple | None:
+        """Runs -Oz under each candidate set of opt's command-line options (e.g.
+        ('-force-attribute=minsize',)), one compilation each, and keeps the one with the fewest
+        instructions if that is fewer than -Oz's; returns it (None: none is, nothing changes).
+
+        Under the kept options the rest of this benchmark search compiles (the harness replays and
+        prints the result with them): the "oz" start becomes that output (and the best result so
+        far, if it is), the "o0" start the program after `prepare` (e.g. "forceattrs", which adds
+        the attributes the options name; one compilation each), and the context resets to "o0".
+        A budget that ends among the candidates keeps the best of those tried, then raises
+        BudgetExhausted. Call it before the policy applies anything.
         """
-        states, options = self._starts, tuple(options)
-        if self._meter.exhausted():
-            raise BudgetExhausted
-        probe = states.root.fork()
+        states = self._starts
+        best_count, best_probe, best_options, best_reward = int(states.root.observation["IrInstructionCountOz"]), None, None, 0.0
+        exhausted = False
         try:
-            probe.reset()
-            probe.compiler_options = options
-            self._meter.compilations += 1
-            timeout = self._meter.call_timeout()
-            if timeout is not None:
-                probe.step_timeout = timeout
-            _, reward, died, _, info = probe.step(OZ_PIPELINE)
-            better = not died and int(probe.observation["IrInstructionCount"]) < int(
-                states.root.observation["IrInstructionCountOz"]
-            )
+            for options in map(tuple, candidates):
+                try:
+                    count, probe, reward = self._probe_oz(options)
+                except BudgetExhausted:  # keep what the probes so far found, then stop
+                    exhausted = True
+                    break
+                if probe is not None and count < best_count:
+                    if best_probe is not None:
+                        best_probe.close()
+                    best_count, best_probe, best_options, best_reward = count, probe, options, reward
+                elif probe is not None:
+                    probe.close()
         except BaseException:
-            probe.close()
+            if best_probe is not None:
+                best_probe.close()
             raise
-        if died:
-            log.warning("%s: -Oz under %s crashed: %s", probe.benchmark.uri, " ".join(options), info.get("error_details"))
-        if not better:
-            probe.close()
-            return False
-        probe.step_timeout = states.root.step_timeout
+        if best_probe is None:
+            if exhausted:
+                raise BudgetExhausted
+            return None
+        best_probe.step_timeout = states.root.step_timeout
         for env in {id(states.root): states.root, id(self.env): self.env}.values():
-            env.compiler_options = options
+            env.compiler_options = best_options
         if states.oz is not None:
             states.oz.close()
-        states.oz, states.oz_reward = probe, float(reward or 0.0)
+        states.oz, states.oz_reward = best_probe, best_reward
         if states.oz_reward > self._best.reward + 1e-12:  # a result in its own right: -Oz, smaller
             self._best.reward, self._best.actions, self._best.start = states.oz_reward, [OZ_PIPELINE], "oz"
+        if exhausted:
+            raise BudgetExhausted
         prepared = states.root.fork()
         try:
             prepared.reset()
@@ -305,7 +316,30 @@ class SearchContext:
             raise
         states.o0, states.o0_actions, states.o0_reward = prepared, list(prepare), cumulative
         self.reset("o0")
-        return True
+        return best_options
+
+    def _probe_oz(self, options: tuple) -> tuple[int, LlvmEnv | None, float]:
+        """-Oz from the unoptimized program under `options` (one compilation): its count, the
+        session holding it (None when it crashed) and its reward."""
+        if self._meter.exhausted():
+            raise BudgetExhausted
+        probe = self._starts.root.fork()
+        try:
+            probe.reset()
+            probe.compiler_options = options
+            self._meter.compilations += 1
+            timeout = self._meter.call_timeout()
+            if timeout is not None:
+                probe.step_timeout = timeout
+            _, reward, died, _, info = probe.step(OZ_PIPELINE)
+            if died:
+                log.warning("%s: -Oz under %s crashed: %s", probe.benchmark.uri, " ".join(options), info.get("error_details"))
+                probe.close()
+                return 0, None, 0.0
+            return int(probe.observation["IrInstructionCount"]), probe, float(reward or 0.0)
+        except BaseException:
+            probe.close()
+            raise
 
     def step(self, action) -> tuple[float, bool]:
         """Apply one action; returns (IrInstructionCountOz reward, episode ended by an error)."""

@@ -129,3 +129,28 @@ def test_try_options_spends_the_budget_and_its_smaller_oz_is_a_result(program_bi
     assert result.final == _oz_count(path, MINSIZE_OPTIONS) < result.Oz
     run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
     assert count_instructions(tmp_path / "out.bc") == result.final
+
+
+def test_choose_options_keeps_the_set_with_the_smallest_oz(program_bitcode, opt_tool, tmp_path):
+    """csmith_258: -Oz 101, with minsize 101, with minsize and -inline-threshold=-20 61: that set is
+    kept (one compilation each), and the search's result replays with opt-19 under it."""
+    candidates = [MINSIZE_OPTIONS, (*MINSIZE_OPTIONS, "-inline-threshold=-20")]
+    chosen: list = []
+
+    class Choose(SearchPolicy):
+        name, fixed_start = "choose", "o0"
+
+        def search(self, ctx) -> None:
+            chosen.append(ctx.choose_options(candidates, MINSIZE_PREPARE))
+            ctx.step("function(instcombine<no-verify-fixpoint>)")
+
+    path = program_bitcode["csmith_258"]
+    result = search_benchmark(Choose(), str(path), Budget(compilations=20))
+    assert chosen == [candidates[1]] and result.compiler_options == list(candidates[1])
+    assert result.compilations == len(candidates) + len(MINSIZE_PREPARE) + 1
+    assert result.final <= _oz_count(path, candidates[1]) < _oz_count(path, candidates[0]) == result.Oz
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
+    chosen.clear()
+    plain = search_benchmark(Choose(), str(program_bitcode["crc32"]), Budget(compilations=20))
+    assert chosen == [None] and plain.compiler_options == [] and plain.compilations == len(candidates) + 1
