@@ -257,7 +257,7 @@ def validate_results(results: Sequence[SearchResult], benchmarks: dict[str, Benc
                 out.status[key] = ("error", r.error)
                 continue
             bench = benchmarks[r.benchmark]
-            env.compiler_options = tuple(getattr(r, "compiler_options", ()) or ())  # opt options it ran under
+            env.compiler_options = tuple(r.compiler_options)  # opt's options its passes ran under
             env.reset(benchmark=bench)
             if r.best_passes:  # flags, not indices: the result's action space may differ from this env's
                 _, _, died, _, info = env.multistep(list(r.best_passes))

@@ -35,6 +35,7 @@ from .compiler.errors import CompilerDreamError
 from .compiler.fileio import atomic_write
 from .compiler.metrics import reduction
 from .compiler.search import OZ_PIPELINE, REWARD_SPACE, Budget, SearchPolicy, search_benchmark
+from .compiler.spaces import passes_argument
 from .compiler.toolchain import find_tool
 from .compiler.validation import SemanticsResult, miscompile_report, validate_semantics, write_miscompiles
 from .pretrained import resolve_checkpoint
@@ -92,10 +93,8 @@ class Candidate:
 
 
 def _passes_of(commandline: str) -> str:
-    for token in shlex.split(commandline):
-        if token.startswith(("-passes=", "--passes=")):
-            return token.split("=", 1)[1]
-    return "no-op-module"
+    passes = passes_argument(commandline)
+    return "no-op-module" if passes is None else passes
 
 
 def measure(env: LlvmEnv, benchmark: Benchmark, actions: list, method: str, options: Sequence[str] = ()) -> Candidate:

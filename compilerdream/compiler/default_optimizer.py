@@ -219,8 +219,8 @@ class SearchAlone(SearchPolicy):
     ):
         self.budget = budget
         self.coreset = coreset
-        self.minsize = minsize
-        self.option_candidates = OPTION_CANDIDATES
+        #: opt option sets tried first (`SearchContext.choose_options`); () with `minsize` False
+        self.option_candidates = OPTION_CANDIDATES if minsize else ()
         if phases is None:
             phases = default_phases() if coreset is not None else search_phases()
         self.phases = list(phases)
@@ -230,7 +230,7 @@ class SearchAlone(SearchPolicy):
             self.name = "optimize" if outline else "optimize-no-outline"
 
     def describe(self) -> str:
-        parts = ["the minsize attribute (and no inlining) where -Oz with it is smaller"] if self.minsize else []
+        parts = ["the minsize attribute (and no inlining) where -Oz with it is smaller"] if self.option_candidates else []
         parts += [f"the {self.coreset.name} coreset ({len(self.coreset)} sequences)"] if self.coreset else []
         if self.outline:
             parts += [f"the IR outliner on its best {self.outline_top} results" if self.coreset else "the IR outliner"]
@@ -281,7 +281,7 @@ class SearchAlone(SearchPolicy):
 
     def search(self, ctx: SearchContext) -> None:
         tried: set = set()  # (start, actions) the outliner has seen
-        if self.minsize:
+        if self.option_candidates:
             ctx.choose_options(self.option_candidates, MINSIZE_PREPARE)
         if self.coreset is not None:
             results = CoresetPolicy(self.coreset).run(ctx, keep=self.outline_top if self.outline else 0)
@@ -345,8 +345,9 @@ def default_policy(
     -Oz (the fallback, measured by the caller), then the coreset from -O0 and from -Oz
     (best prefix), then the IR outliner on the best (`outline`; False keeps the result
     within CompilerGym's action space and -Oz), then greedy/random search while the budget
-    lasts. `minsize` (None: as `outline`): first compile under MINSIZE_OPTIONS where -Oz with
-    them is smaller (the result's command line then carries them). Without budget arguments: search until default_search_seconds(outline) (the coreset and the
+    lasts. `minsize` (None: as `outline`): first compile under the set of OPTION_CANDIDATES
+    whose -Oz is smallest, where it beats -Oz (the result's command line then carries it).
+    Without budget arguments: search until default_search_seconds(outline) (the coreset and the
     outliner always finish, up to DEFAULT_CAP_SECONDS for the largest programs).
     """
     cs = load_coreset(coreset) if coreset is not None else None

@@ -290,8 +290,7 @@ class SearchContext:
                 raise BudgetExhausted
             return None
         best_probe.step_timeout = states.root.step_timeout
-        for env in {id(states.root): states.root, id(self.env): self.env}.values():
-            env.compiler_options = best_options
+        states.root.compiler_options = self.env.compiler_options = best_options
         if states.oz is not None:
             states.oz.close()
         states.oz, states.oz_reward = best_probe, best_reward
@@ -299,23 +298,12 @@ class SearchContext:
             self._best.reward, self._best.actions, self._best.start = states.oz_reward, [OZ_PIPELINE], "oz"
         if exhausted:
             raise BudgetExhausted
-        prepared = states.root.fork()
-        try:
-            prepared.reset()
-            cumulative = 0.0
-            for action in prepare:
-                if self._meter.exhausted():
-                    raise BudgetExhausted
-                self._meter.compilations += 1
-                _, reward, died, _, info = prepared.step(action)
-                if died:
-                    raise CompilerDreamError(f"preparing the program with {action!r} failed: {info.get('error_details')}")
-                cumulative += float(reward or 0.0)
-        except BaseException:
-            prepared.close()
-            raise
-        states.o0, states.o0_actions, states.o0_reward = prepared, list(prepare), cumulative
-        self.reset("o0")
+        self.reset("o0")  # the unoptimized program, now compiled under the options
+        for action in prepare:
+            _, died = self.step(action)
+            if died:
+                raise CompilerDreamError(f"preparing the program with {action!r} under {' '.join(best_options)} failed")
+        states.o0, states.o0_actions, states.o0_reward = self.env.fork(), list(prepare), self.cumulative
         return best_options
 
     def _probe_oz(self, options: tuple) -> tuple[int, LlvmEnv | None, float]:
@@ -328,9 +316,7 @@ class SearchContext:
             probe.reset()
             probe.compiler_options = options
             self._meter.compilations += 1
-            timeout = self._meter.call_timeout()
-            if timeout is not None:
-                probe.step_timeout = timeout
+            self._bound_call(probe)
             _, reward, died, _, info = probe.step(OZ_PIPELINE)
             if died:
                 log.warning("%s: -Oz under %s crashed: %s", probe.benchmark.uri, " ".join(options), info.get("error_details"))
@@ -393,11 +379,12 @@ class SearchContext:
             raise BudgetExhausted
         return list(traced.rewards), False
 
-    def _bound_call(self) -> None:
-        """The next compiler call may not outlast the budget by more than HANG_GRACE_SECONDS."""
+    def _bound_call(self, env: LlvmEnv | None = None) -> None:
+        """The next compiler call (in `env`, default this context's) may not outlast the budget
+        by more than HANG_GRACE_SECONDS."""
         timeout = self._meter.call_timeout()
         if timeout is not None:
-            self.env.step_timeout = timeout
+            (env or self.env).step_timeout = timeout
 
     def keep_current(self) -> None:
         """Report the current trajectory as the search's result, better than the best so far or not."""

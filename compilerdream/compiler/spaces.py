@@ -248,12 +248,20 @@ def commandline_for(
     return f"opt {strip}{flags}-passes={shlex.quote(text)} {input_name} -o {output_name}"
 
 
+_PASSES_FLAGS = ("-passes=", "--passes=")
+
+
+def passes_argument(commandline: str) -> str | None:
+    """The -passes= argument of an `opt` command line (None: it has none, e.g. CompilerGym's `opt -flag ...`)."""
+    return next((t.split("=", 1)[1] for t in shlex.split(commandline) if t.startswith(_PASSES_FLAGS)), None)
+
+
 def parse_commandline_flags(commandline: str) -> list[int]:
     """Flag indices in a command line: `opt -passes='...'` (ours) or `opt -flag1 -flag2` (CompilerGym's)."""
     tokens = shlex.split(commandline)
-    passes = [t.split("=", 1)[1] for t in tokens if t.startswith(("-passes=", "--passes="))]
-    if passes:
-        pipelines = split_pipeline(passes[0])
+    passes = passes_argument(commandline)
+    if passes is not None:
+        pipelines = split_pipeline(passes)
         by_canonical: dict[str, int] = {}
         for f in reversed(pass_flags()):
             by_canonical[canonical_pipeline(f.pipeline)] = f.index
@@ -280,16 +288,15 @@ def parse_commandline_options(commandline: str) -> tuple[str, ...]:
     """opt's own options in an `opt [OPTIONS] -passes='...'` command line (what `commandline_for`
     writes from `options`): every flag but -passes, -o and -strip-debug. () for CompilerGym's
     `opt -flag1 -flag2` form, whose flags are passes."""
-    tokens = shlex.split(commandline)[1:]
-    if not any(t.startswith(("-passes=", "--passes=")) for t in tokens):
+    if passes_argument(commandline) is None:
         return ()
     out, skip = [], False
-    for t in tokens:
+    for t in shlex.split(commandline)[1:]:
         if skip:
             skip = False
         elif t == "-o":
             skip = True
-        elif t.startswith("-") and not t.startswith(("-passes=", "--passes=", "-o=", "-strip-debug", "--strip-debug")):
+        elif t.startswith("-") and not t.startswith((*_PASSES_FLAGS, "-o=", "-strip-debug", "--strip-debug")):
             out.append(t)
     return tuple(out)
 
@@ -297,12 +304,11 @@ def parse_commandline_options(commandline: str) -> tuple[str, ...]:
 def commandline_steps(commandline: str) -> list[str]:
     """The steps of an `opt -passes='...'` command line as `commandline_for` wrote them (the
     pipelines between its `invalidate<all>` separators), whatever passes they hold."""
-    tokens = shlex.split(commandline)
-    passes = [t.split("=", 1)[1] for t in tokens if t.startswith(("-passes=", "--passes="))]
-    if not passes:
+    passes = passes_argument(commandline)
+    if passes is None:
         raise UnknownNameError("the command line has no -passes=")
     steps, cur = [], []
-    for element in split_pipeline(passes[0]):
+    for element in split_pipeline(passes):
         if element == "invalidate<all>":
             steps.append(",".join(cur))
             cur = []
