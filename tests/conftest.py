@@ -18,7 +18,7 @@ FIXTURE_PROGRAMS = Path(__file__).resolve().parent / "fixtures" / "programs"
 CSMITH_INCLUDE = "/usr/include/csmith"
 
 #: Hand-written programs (C and one C++) and csmith programs, by fixture name (file stem).
-C_PROGRAMS = ("qsort", "crc32", "matmul", "statemachine")
+C_PROGRAMS = ("qsort", "crc32", "matmul", "statemachine", "unit_checks")
 CXX_PROGRAMS = ("shapes",)
 CSMITH_PROGRAMS = ("csmith_258", "csmith_94", "csmith_333")
 #: Textual IR fixtures, used as they are.

@@ -223,8 +223,14 @@ _REMOTE_ERRORS = (ValueError, KeyError, TypeError, SessionError)
 #: interrupt); polling briefly first keeps small steps cheap. The polling adapts: after
 #: three messages in a row that took longer than this (a big module, a training loop
 #: between steps) a channel blocks at once, trying to poll again every 16th message.
-#: COMPILERDREAM_WORKER_SPIN_US=0 turns it off.
+#: The window stretches to twice the recent wait for a message (a moving average) where that is
+#: at most _SPIN_MAX_US: a step that takes a little longer than 200 µs (Autophase on a
+#: 200-instruction module, ~250 µs in the worker) would otherwise miss every time, stop the
+#: polling and pay the wake-ups on every step. Longer waits keep the short window, so a parent
+#: waiting on long compilations burns no more than before. COMPILERDREAM_WORKER_SPIN_US=0 turns
+#: polling off.
 DEFAULT_SPIN_US = 200.0
+_SPIN_MAX_US = 2000.0
 _SPIN_RETRY = 16
 _SPIN_MISSES = 3
 
@@ -292,6 +298,7 @@ class Channel:
         self._buffer = bytearray()
         self._misses = 0  # polls in a row that ended without their message
         self._receives = 0
+        self._wait = 0.0  # moving average of the seconds a message took to arrive
         self._dispatch: dict | None = None
 
     def fileno(self) -> int:
@@ -314,10 +321,13 @@ class Channel:
 
     def recv(self, timeout: float | None = None) -> Any:
         self._receives += 1
-        polling = self._misses < _SPIN_MISSES or self._receives % _SPIN_RETRY == 0
-        spin = self.spin if polling else 0.0
+        polling = self.spin > 0.0 and (self._misses < _SPIN_MISSES or self._receives % _SPIN_RETRY == 0)
+        window = 2.0 * self._wait  # covers the usual wait, unless that is long: then block soon
+        spin = (window if self.spin < window <= _SPIN_MAX_US / 1e6 else self.spin) if polling else 0.0
+        started = time.perf_counter()
         if self._fill(_HEADER.size, timeout, spin) < 0:
             raise TimeoutError
+        self._wait += 0.25 * (time.perf_counter() - started - self._wait)
         (length,) = _HEADER.unpack_from(self._buffer)
         start = _HEADER.size
         if length == -1:  # the rest follows the header at once: no timeout from here on
