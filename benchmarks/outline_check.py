@@ -6,7 +6,8 @@ than a count can show. On csmith programs (they print a checksum of all their st
 input), it runs each program's bitcode with `lli-19` (`-O0`: interpreted as written), then:
 
 * `shipped`: each pipeline of `O0_OUTLINE` on the unoptimized program, and each of
-  `OUTLINE_PIPELINES` after -Oz (`default<Oz>,<pipeline>`), as `optimize` applies them;
+  `OUTLINE_PIPELINES` after -Oz (`default<Oz>,<pipeline>`), as `optimize` applies them: as they
+  are, and under each of `optimize`'s opt option sets (`OPTION_CANDIDATES`, after `forceattrs`);
 * `no cost model` (the peer): the same pipelines under opt's `-ir-outlining-no-cost`, the
   outliner without its cost model, which outlines every repeated region it finds;
 
@@ -17,7 +18,7 @@ checked, how many kept their output, changed it, or timed out, and the shipped p
 miscompiles against the peer's.
 
     python3 benchmarks/outline_check.py --limit 200 --jobs 2    # the shipped result: the first 200 csmith programs
-                                                                # of the default corpus (train split), ~9 minutes
+                                                                # of the default corpus (train split), ~10 minutes
     python3 benchmarks/outline_check.py progs/*.bc              # any programs with a main and no input
 
 Results: benchmarks/results/outline_check/{results.json,summary.md} (--out).
@@ -39,7 +40,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from quality import UsageError, run_header, script_main  # noqa: E402
 
 from compilerdream.compiler.benchmarks import resolve_benchmark  # noqa: E402
-from compilerdream.compiler.default_optimizer import O0_OUTLINE, OUTLINE_PIPELINES  # noqa: E402
+from compilerdream.compiler.default_optimizer import (  # noqa: E402
+    MINSIZE_PREPARE,
+    O0_OUTLINE,
+    OPTION_CANDIDATES,
+    OUTLINE_PIPELINES,
+)
 from compilerdream.compiler.errors import CompilerDreamError  # noqa: E402
 from compilerdream.compiler.fileio import atomic_write  # noqa: E402
 from compilerdream.compiler.progress import progress_bar  # noqa: E402
@@ -61,9 +67,16 @@ def pipelines() -> dict[str, str]:
 
 
 def variants() -> list[tuple[str, str, tuple[str, ...]]]:
-    """(row name, pipeline, opt options): each shipped pipeline, then each without the cost model."""
-    shipped = [(name, p, ()) for name, p in pipelines().items()]
-    return shipped + [(name + PEER, p, (NO_COST,)) for name, p, _ in shipped]
+    """(row name, pipeline, opt options): each shipped pipeline as it is, then under each of
+    `optimize`'s option sets (after `forceattrs`, as `optimize` prepares the program), then each
+    as it is without the cost model."""
+    plain = [(name, p, ()) for name, p in pipelines().items()]
+    under_options = [
+        (f"{name} under {' '.join(options)}", ",".join((*MINSIZE_PREPARE, p)), tuple(options))
+        for options in OPTION_CANDIDATES
+        for name, p in pipelines().items()
+    ]
+    return plain + under_options + [(name + PEER, p, (NO_COST,)) for name, p, _ in plain]
 
 
 def run_program(bitcode: bytes, lli: str, timeout: float) -> tuple[int, bytes] | None:

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from compilerdream.compiler import _core
-from compilerdream.compiler.default_optimizer import O0_OUTLINE, OUTLINE_PIPELINES, default_policy, outlined
+from compilerdream.compiler.default_optimizer import (
+    O0_OUTLINE,
+    OPTION_CANDIDATES,
+    OUTLINE_PIPELINES,
+    default_policy,
+    outlined,
+)
 from compilerdream.compiler.search import OZ_PIPELINE, search_benchmark
 from compilerdream.compiler.spaces import parse_commandline_options
 from compilerdream.compiler.toolchain import find_tool
@@ -54,13 +60,14 @@ def test_optimize_outlines_the_unoptimized_program_and_replays_with_opt(program_
 @needs_lli
 def test_the_outlining_pipelines_keep_what_csmith_programs_print(program_bitcode, tmp_path):
     """benchmarks/outline_check.py on the three csmith fixtures: every shipped outlining pipeline,
-    as `optimize` applies it, leaves the printed checksum and exit status as they were."""
+    as `optimize` applies it (as it is and under each opt option set), leaves the printed checksum
+    and exit status as they were."""
     programs = [str(program_bitcode[n]) for n in ("csmith_258", "csmith_94", "csmith_333")]
     out = tmp_path / "check"
     assert outline_check.main([*programs, "--out", str(out), "--no-progress"]) == 0
     data = json.loads((out / "results.json").read_text())
     shipped = [s for s in data["summary"] if not s["pipeline"].endswith(outline_check.PEER)]
-    assert len(shipped) == len(O0_OUTLINE) + len(OUTLINE_PIPELINES)
+    assert len(shipped) == (len(O0_OUTLINE) + len(OUTLINE_PIPELINES)) * (1 + len(OPTION_CANDIDATES))
     assert all(s["checked"] == 3 and s["same"] == 3 for s in shipped), shipped
     assert "Outputs changed: shipped pipelines 0" in (out / "summary.md").read_text()
 
