@@ -88,10 +88,10 @@ def run_program(bitcode: bytes, lli: str, timeout: float) -> tuple[int, bytes] |
     return proc.returncode, proc.stdout
 
 
-def check(path: str, timeout: float) -> dict:
-    """One program: its reference run, then each variant's verdict ("same", "changed", "timeout", "opt failed")."""
+def check(path: str, data: bytes, timeout: float) -> dict:
+    """One program (its bitcode `data`): its reference run, then each variant's verdict ("same",
+    "changed", "timeout", "opt failed")."""
     opt, lli = find_tool("opt"), find_tool("lli")
-    data = resolve_benchmark(path).data
     row: dict = {"program": path, "verdicts": {}}
     reference = run_program(data, lli, timeout)
     if reference is None or reference[0] != 0:
@@ -168,16 +168,17 @@ def run(argv: list[str]) -> int:
         except CompilerDreamError as exc:
             raise UsageError(str(exc)) from None
     programs = list(args.inputs) if args.inputs else default_programs(args.data_root, args.limit)
-    for spec in programs:  # a bad input stops the run before any work
+    bitcode = []
+    for spec in programs:  # read (and C compiled) once, here: a bad input stops the run before any work
         try:
-            resolve_benchmark(spec)
+            bitcode.append(resolve_benchmark(spec).data)
         except CompilerDreamError as exc:
             raise UsageError(f"{spec}: {exc}") from None
     what = f"{len(programs)} program(s) given" if args.inputs else f"{len(programs)} csmith programs of the default corpus (train)"
     print(f"{PROG}: {what}; {len(variants())} pipelines each; jobs {args.jobs}", flush=True)
     rows: list[dict] = []
     with ProcessPoolExecutor(args.jobs) as pool, progress_bar(total=len(programs), desc="programs", disable=args.no_progress) as bar:
-        for row in pool.map(check, programs, [args.timeout] * len(programs)):
+        for row in pool.map(check, programs, bitcode, [args.timeout] * len(programs)):
             rows.append(row)
             bar.update(1)
     summary = summarize(rows)

@@ -18,6 +18,15 @@ def count_instructions(bitcode: bytes | Path) -> int:
     return Module.load(data, "counted", strip=False).instruction_count()
 
 
+def engine_count(path: Path, pipeline: str, options=()) -> int:
+    """IR instruction count of the bitcode file after `pipeline` in the engine, under opt's `options`."""
+    from compilerdream.compiler._core import Module
+
+    module = Module.load(path.read_bytes(), str(path))
+    module.apply(pipeline, list(options))
+    return module.instruction_count()
+
+
 def run_commandline(opt: str, commandline: str, input_path: Path, output_path: Path) -> None:
     """Run an `opt ... input.bc -o output.bc` command line (env.commandline()) with the real opt."""
     tokens = shlex.split(commandline)

@@ -13,15 +13,13 @@ from compilerdream.compiler.default_optimizer import MINSIZE_OPTIONS, MINSIZE_PR
 from compilerdream.compiler.search import OZ_PIPELINE, Budget, SearchPolicy, search_benchmark
 from compilerdream.compiler.spaces import commandline_steps, parse_commandline_options
 
-from .helpers import count_instructions, random_actions, run_commandline
+from .helpers import count_instructions, engine_count, random_actions, run_commandline
 
 MINSIZE = "-force-attribute=minsize"
 
 
 def _oz_count(path, options=()) -> int:
-    module = _core.Module.load(path.read_bytes(), str(path))
-    module.apply(OZ_PIPELINE, list(options))
-    return module.instruction_count()
+    return engine_count(path, OZ_PIPELINE, options)
 
 
 def test_engine_options_act_like_opts_and_last_one_run(program_bitcode, opt_tool, tmp_path):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from compilerdream.compiler import _core
 from compilerdream.compiler.default_optimizer import (
     O0_OUTLINE,
     OPTION_CANDIDATES,
@@ -21,7 +20,7 @@ from compilerdream.compiler.search import OZ_PIPELINE, search_benchmark
 from compilerdream.compiler.spaces import parse_commandline_options
 from compilerdream.compiler.toolchain import find_tool
 
-from .helpers import count_instructions, run_commandline
+from .helpers import count_instructions, engine_count, run_commandline
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))  # importable by name
@@ -30,19 +29,13 @@ import outline_check  # noqa: E402
 needs_lli = pytest.mark.skipif(find_tool("lli", required=False) is None, reason="lli (LLVM 19) is not installed")
 
 
-def _count(path: Path, pipeline: str) -> int:
-    module = _core.Module.load(path.read_bytes(), str(path))
-    module.apply(pipeline, [])
-    return module.instruction_count()
-
-
 def test_optimize_outlines_the_unoptimized_program_and_replays_with_opt(program_bitcode, opt_tool, tmp_path):
     """unit_checks repeats one assertion on calls to a library: the outliner on the unoptimized
     program (O0_OUTLINE) beats -Oz, which it cannot do after -Oz; the default method's result is
     at most the best of those pipelines, and its printed command line rebuilds the count."""
     path = program_bitcode["unit_checks"]
-    best_o0_outline = min(_count(path, p) for p in O0_OUTLINE)
-    assert best_o0_outline < _count(path, OZ_PIPELINE) == min(_count(path, f"{OZ_PIPELINE},{p}") for p in OUTLINE_PIPELINES)
+    best_o0_outline = min(engine_count(path, p) for p in O0_OUTLINE)
+    assert best_o0_outline < engine_count(path, OZ_PIPELINE) == min(engine_count(path, f"{OZ_PIPELINE},{p}") for p in OUTLINE_PIPELINES)
     policy, budget = default_policy(search_compilations=700)
     assert "the IR outliner on the unoptimized program" in policy.describe()
     result = search_benchmark(policy, str(path), budget)
