@@ -260,16 +260,16 @@ class _Reduced:
 
 def _reduce_array(array) -> tuple:
     # numpy's own pickling of a 56-value Autophase vector costs ~80 µs (dump + load), close to
-    # a whole small step. Sent instead: frombuffer(bytes, dtype).copy().reshape(shape), i.e. a
-    # writeable C-ordered array as before, rebuilt only with functions every version has (a
-    # parent started before an upgrade unpickles what a restarted worker sends).
+    # a whole small step. Sent instead: frombuffer(bytearray, dtype), reshaped where the array is
+    # not 1-D: a writeable C-ordered array as before (frombuffer over a bytearray is writeable, so
+    # no copy is made on arrival), rebuilt only with functions every version has (a parent started
+    # before an upgrade unpickles what a restarted worker sends).
     if array.dtype.hasobject:
         return array.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
-    import numpy as np
-
-    raw = _Reduced((np.frombuffer, (array.tobytes(), array.dtype.str)))
-    copied = _Reduced((operator.methodcaller("copy"), (raw,)))
-    return operator.methodcaller("reshape", array.shape), (copied,)
+    flat = (sys.modules["numpy"].frombuffer, (bytearray(array.tobytes()), array.dtype.str))
+    if array.ndim == 1:
+        return flat
+    return operator.methodcaller("reshape", array.shape), (_Reduced(flat),)
 
 
 def _dispatch_table() -> dict | None:

@@ -152,3 +152,22 @@ def test_choose_options_keeps_the_set_with_the_smallest_oz(program_bitcode, opt_
     chosen.clear()
     plain = search_benchmark(Choose(), str(program_bitcode["crc32"]), Budget(compilations=20))
     assert chosen == [None] and plain.compiler_options == [] and plain.compilations == len(candidates) + 1
+
+
+def test_the_attributor_set_wins_where_it_is_smallest_and_replays(program_bitcode, opt_tool, tmp_path):
+    """csmith_94: -Oz 260, with minsize and -inline-threshold=-20 229, with the Attributor and the
+    select threshold too (OPTION_CANDIDATES' third set) 197: `optimize`'s default compiles under
+    it, and its result replays with opt-19, the options included."""
+    from compilerdream.compiler.default_optimizer import ATTRIBUTOR_OPTIONS, OPTION_CANDIDATES, default_policy
+
+    path = program_bitcode["csmith_94"]
+    counts = [_oz_count(path, options) for options in OPTION_CANDIDATES]
+    assert counts[2] < min(counts[:2]) and counts[2] < _oz_count(path)
+    assert set(ATTRIBUTOR_OPTIONS) <= set(OPTION_CANDIDATES[2])
+    policy, budget = default_policy(search_compilations=60)
+    result = search_benchmark(policy, str(path), budget)
+    assert result.error is None and result.compiler_options == list(OPTION_CANDIDATES[2])
+    assert result.final <= counts[2] < result.Oz
+    assert parse_commandline_options(result.commandline) == OPTION_CANDIDATES[2]
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
