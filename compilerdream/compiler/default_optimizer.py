@@ -164,11 +164,8 @@ MINSIZE_PREPARE = ("forceattrs",)
 #: program (the set wins on 24 of the 60). `benchmarks/outline_check.py` runs -Oz and the
 #: outliner under it with lli on csmith programs.
 ATTRIBUTOR_OPTIONS = ("-attributor-enable=cgscc", "-two-entry-phi-node-folding-threshold=16")
-OPTION_CANDIDATES = (
-    MINSIZE_OPTIONS,
-    (*MINSIZE_OPTIONS, "-inline-threshold=-20"),
-    (*MINSIZE_OPTIONS, "-inline-threshold=-20", *ATTRIBUTOR_OPTIONS),
-)
+NO_INLINING_OPTIONS = (*MINSIZE_OPTIONS, "-inline-threshold=-20")
+OPTION_CANDIDATES = (MINSIZE_OPTIONS, NO_INLINING_OPTIONS, (*NO_INLINING_OPTIONS, *ATTRIBUTOR_OPTIONS))
 
 
 class Outline(SearchPolicy):

@@ -9,7 +9,13 @@ import pytest
 
 import compilerdream.compiler as cc
 from compilerdream.compiler import _core
-from compilerdream.compiler.default_optimizer import MINSIZE_OPTIONS, MINSIZE_PREPARE
+from compilerdream.compiler.default_optimizer import (
+    ATTRIBUTOR_OPTIONS,
+    MINSIZE_OPTIONS,
+    MINSIZE_PREPARE,
+    OPTION_CANDIDATES,
+    default_policy,
+)
 from compilerdream.compiler.search import OZ_PIPELINE, Budget, SearchPolicy, search_benchmark
 from compilerdream.compiler.spaces import commandline_steps, parse_commandline_options
 
@@ -158,8 +164,6 @@ def test_the_attributor_set_wins_where_it_is_smallest_and_replays(program_bitcod
     """csmith_94: -Oz 260, with minsize and -inline-threshold=-20 229, with the Attributor and the
     select threshold too (OPTION_CANDIDATES' third set) 197: `optimize`'s default compiles under
     it, and its result replays with opt-19, the options included."""
-    from compilerdream.compiler.default_optimizer import ATTRIBUTOR_OPTIONS, OPTION_CANDIDATES, default_policy
-
     path = program_bitcode["csmith_94"]
     counts = [_oz_count(path, options) for options in OPTION_CANDIDATES]
     assert counts[2] < min(counts[:2]) and counts[2] < _oz_count(path)
