@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compilerdream.compiler.default_optimizer import Outline
+from compilerdream.compiler.default_optimizer import O0_OUTLINE, OPTION_CANDIDATES, Outline, prelude
 from compilerdream.compiler.env import LlvmEnv
 from compilerdream.compiler.metrics import dataset_of, leaderboard_reward, percent_below_oz, reduction, summarize
 from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
@@ -501,21 +501,31 @@ class ValueThenGuided(SearchPolicy):
     """An agent's whole method: value prediction's top-k coreset sequences, then guided search.
 
     Guided search rolls out from the harness's start (pass the agent's `settings.start`)
-    while the budget lasts; the harness keeps the best prefix over both.
+    while the budget lasts; the harness keeps the best prefix over both. With `outline` (beyond
+    CompilerGym's actions, as `optimize`'s default method): first the opt option set whose -Oz is
+    smallest and the IR outliner on the unoptimized program (`default_optimizer.prelude`), and
+    the outliner on value prediction's best.
     """
 
     def __init__(self, guided: Any, value_prediction: ValuePrediction | None, outline: bool = False):
         self.guided, self.value_prediction = guided, value_prediction
         self.name = "value-prediction+guided" if value_prediction is not None else "guided"
+        self.option_candidates = OPTION_CANDIDATES if outline else ()
+        self.o0_outline = Outline(O0_OUTLINE) if outline else None
         # on value prediction's best: guided search alone spends the whole budget, nothing is left after it
         self.outline = Outline() if outline and value_prediction is not None else None
 
     def describe(self) -> str:
         vp = self.value_prediction
-        head = f"the agent's top {vp.k} of the {vp.coreset.name} coreset's {len(vp.coreset)} sequences, then " if vp else ""
+        head = "the opt option set whose -Oz is smallest, the IR outliner on the unoptimized program, then " if self.o0_outline else ""
+        head += f"the agent's top {vp.k} of the {vp.coreset.name} coreset's {len(vp.coreset)} sequences, then " if vp else ""
         return head + ("the IR outliner on the best, then " if self.outline else "") + "guided search"
 
     def search(self, ctx: SearchContext) -> None:
+        try:
+            prelude(ctx, self.option_candidates, self.o0_outline)
+        except BudgetExhausted:
+            return
         if self.value_prediction is not None:
             self.value_prediction.search(ctx)
         if self.outline is not None and not ctx.exhausted:

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from agent_helpers import make_checkpoint, single_thread  # noqa: F401 (fixture)
+from compiler.helpers import count_instructions, engine_count, run_commandline
 
 from compilerdream import optimize
 from compilerdream.compiler.benchmarks import Benchmark
-from compilerdream.compiler.search import Budget, search_benchmark
+from compilerdream.compiler.default_optimizer import OPTION_CANDIDATES
+from compilerdream.compiler.search import OZ_PIPELINE, Budget, search_benchmark
 from compilerdream.config import Config
 from compilerdream.pretrained import PRETRAINED_DIR, names, resolve_checkpoint
 from compilerdream.search import load_agent, load_guided_policy
@@ -112,13 +114,36 @@ def test_checkpoint_default_runs_a_guided_search_in_seconds():
 
 
 @pytest.mark.usefixtures("single_thread")
+def test_the_agent_compiles_under_the_option_set_where_it_wins_as_optimize_does(program_bitcode, opt_tool, tmp_path):
+    """`optimize --checkpoint` beyond CompilerGym's actions (outline) starts as the default method
+    does: csmith_94's -Oz is smallest under the third option set (197 against 260), so the agent's
+    result is compiled under it, is at most that, and replays with opt-19; within CompilerGym's
+    actions (no outline) no options are chosen."""
+    from compilerdream.coreset import agent_policy
+
+    path = program_bitcode["csmith_94"]
+    third = engine_count(path, OZ_PIPELINE, OPTION_CANDIDATES[2])
+    guided = load_guided_policy("default", "cpu")
+    policy, why_not = agent_policy(guided, "default", 2, outline=True)
+    assert why_not == "" and policy.describe().startswith("the opt option set whose -Oz is smallest")
+    result = search_benchmark(policy, str(path), Budget(compilations=40), seed=0, start=guided.settings.start)
+    assert result.error is None and result.compiler_options == list(OPTION_CANDIDATES[2])
+    assert result.final <= third < result.Oz
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
+    plain, _ = agent_policy(guided, "default", 2, outline=False)
+    within = search_benchmark(plain, str(path), Budget(compilations=20), seed=0, start=guided.settings.start)
+    assert within.error is None and within.compiler_options == []
+
+
+@pytest.mark.usefixtures("single_thread")
 def test_optimize_and_evaluate_take_checkpoint_default(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code = optimize.main([str(QSORT), "--checkpoint", "default", "--device", "cpu", "--search-compilations", "80",
                           "--top-k", "2", "--json"])  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["result"] <= summary["Oz"]
-    assert summary["notes"][0].startswith("the agent's top 2 of the ") and str(DEFAULT) in summary["notes"][0]
+    assert "the agent's top 2 of the " in summary["notes"][0] and str(DEFAULT) in summary["notes"][0]
     from compilerdream import evaluate
 
     out = tmp_path / "eval"

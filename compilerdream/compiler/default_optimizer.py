@@ -197,6 +197,17 @@ class Outline(SearchPolicy):
                 child.close()
 
 
+def prelude(ctx: SearchContext, option_candidates: Sequence[Sequence[str]], o0_outline: Outline | None) -> None:
+    """What `optimize` does before any sequence: choose the opt option set whose -Oz is smallest
+    (`SearchContext.choose_options`, when there are candidates), then each of `o0_outline`'s
+    pipelines once on a fork of the (prepared) unoptimized program."""
+    if option_candidates:
+        ctx.choose_options(option_candidates, MINSIZE_PREPARE)
+    if o0_outline is not None:
+        ctx.reset("o0")
+        o0_outline.fork_each(ctx)
+
+
 @dataclass(frozen=True)
 class Phase:
     """One method run until `until` (a fraction of the budget, cumulative) is spent."""
@@ -314,11 +325,7 @@ class SearchAlone(SearchPolicy):
 
     def search(self, ctx: SearchContext) -> None:
         tried: set = set()  # (start, actions) the outliner has seen
-        if self.option_candidates:
-            ctx.choose_options(self.option_candidates, MINSIZE_PREPARE)
-        if self.o0_outline is not None:  # each of O0_OUTLINE once on the (prepared) unoptimized program
-            ctx.reset("o0")
-            self.o0_outline.fork_each(ctx)
+        prelude(ctx, self.option_candidates, self.o0_outline)
         if self.coreset is not None:
             results = CoresetPolicy(self.coreset).run(ctx, keep=self.outline_top if self.outline else 0)
             try:
