@@ -13,7 +13,9 @@ from compilerdream.compiler.default_optimizer import (
     ATTRIBUTOR_OPTIONS,
     MINSIZE_OPTIONS,
     MINSIZE_PREPARE,
+    NO_PRE_OPTIONS,
     OPTION_CANDIDATES,
+    SIMPLIFYCFG_OPTIONS,
     default_policy,
 )
 from compilerdream.compiler.search import OZ_PIPELINE, Budget, SearchPolicy, search_benchmark
@@ -160,18 +162,25 @@ def test_choose_options_keeps_the_set_with_the_smallest_oz(program_bitcode, opt_
     assert chosen == [None] and plain.compiler_options == [] and plain.compilations == len(candidates) + 1
 
 
-def test_the_attributor_set_wins_where_it_is_smallest_and_replays(program_bitcode, opt_tool, tmp_path):
-    """csmith_94: -Oz 260, with minsize and -inline-threshold=-20 229, with the Attributor and the
-    select threshold too (OPTION_CANDIDATES' third set) 197: `optimize`'s default compiles under
-    it, and its result replays with opt-19, the options included."""
-    path = program_bitcode["csmith_94"]
+@pytest.mark.parametrize(
+    "program, index, marks",
+    [
+        ("csmith_94", 2, ATTRIBUTOR_OPTIONS),  # -Oz 260; the second set 229, the third (and fourth) 197
+        ("qsort", 3, (*SIMPLIFYCFG_OPTIONS, *NO_PRE_OPTIONS)),  # -Oz 143; the sets 141, 140, 140, 136
+    ],
+)
+def test_a_later_set_wins_where_it_is_smallest_and_replays(program_bitcode, opt_tool, tmp_path, program, index, marks):
+    """Where -Oz under one of OPTION_CANDIDATES (the Attributor's third, the SimplifyCFG and
+    no-PRE fourth) is smaller than -Oz under every earlier set (a tie keeps the earlier),
+    `optimize`'s default compiles under it, and its result replays with opt-19, the options included."""
+    path = program_bitcode[program]
     counts = [_oz_count(path, options) for options in OPTION_CANDIDATES]
-    assert counts[2] < min(counts[:2]) and counts[2] < _oz_count(path)
-    assert set(ATTRIBUTOR_OPTIONS) <= set(OPTION_CANDIDATES[2])
+    assert counts[index] < min(counts[:index]) and counts[index] <= min(counts) and counts[index] < _oz_count(path)
+    assert set(marks) <= set(OPTION_CANDIDATES[index])
     policy, budget = default_policy(search_compilations=60)
     result = search_benchmark(policy, str(path), budget)
-    assert result.error is None and result.compiler_options == list(OPTION_CANDIDATES[2])
-    assert result.final <= counts[2] < result.Oz
-    assert parse_commandline_options(result.commandline) == OPTION_CANDIDATES[2]
+    assert result.error is None and result.compiler_options == list(OPTION_CANDIDATES[index])
+    assert result.final <= counts[index] < result.Oz
+    assert parse_commandline_options(result.commandline) == OPTION_CANDIDATES[index]
     run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
     assert count_instructions(tmp_path / "out.bc") == result.final
