@@ -130,7 +130,12 @@ def outlined(actions: Sequence) -> bool:
 #: programs, one run, 6 results + 0.5 s of search +7.10% at a median 1.12 s on that day's machine;
 #: 12 + 0.1 s +7.61% (1.08x the time per program, before the faster worker start); 16 + 0.1 s
 #: +7.65% (1.12x); 8 + 0.3 s +7.23% (0.95x). Chosen: 12 with 0.1 s (DEFAULT_SEARCH_SECONDS).
-OUTLINE_TOP = 12
+#: With four option sets the whole of `optimize` got cheaper per point, so more results were tried
+#: again on the same 60 validation programs, each a separate run in one session: 12 +9.57% at a
+#: median 0.78 s a program, 20 +9.77% at 0.96 s (4 programs smaller, none larger; 1.14-1.25x the time
+#: per program against two runs with 12), all 31 +9.81% at 1.10 s (7 smaller, 1 larger; 1.28-1.36x).
+#: Chosen: 20.
+OUTLINE_TOP = 20
 
 #: opt's options under which `optimize` compiles a program when -Oz under them beats -Oz (one
 #: compilation decides; `SearchContext.choose_options`): every function gets the `minsize`
