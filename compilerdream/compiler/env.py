@@ -470,11 +470,13 @@ class LlvmEnv(gym.Env):
         cache = _cached_baselines(self.benchmark.sha1)
         if name not in cache:
             self._ensure_session()
-            # Instruction-count baselines are cheap and wanted together (the reward needs -O0 and
-            # -Oz), except -O3, which costs as much as -Oz and only a few callers read.
-            names = [n for n in self._BASELINES if n.startswith(name[:-2]) and n not in cache]
-            if name.startswith("IrInstructionCount"):
-                names = [n for n in names if n.startswith("IrInstructionCount") and (not n.endswith("O3") or n == name)]
+            # A family's baselines (instruction counts, or .text sizes) are wanted together (a
+            # reward needs -O0's and -Oz's), except -O3's, which costs as much as -Oz's (and for
+            # .text a code generation too) and which few callers read: it is computed when asked.
+            names = [
+                n for n in self._BASELINES
+                if n.startswith(name[:-2]) and n not in cache and (not n.endswith("O3") or n == name)
+            ]  # fmt: skip
             cache.update(self.worker.request("baselines", self._session, tuple(names), timeout=max(self.step_timeout, 600)))
         return np.int64(cache[name])
 
