@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from compilerdream.compiler.default_optimizer import O0_OUTLINE, OPTION_CANDIDATES, Outline, prelude
+from compilerdream.compiler.default_optimizer import O0_OUTLINE, OPTION_CANDIDATES, Outline, prelude, prelude_parts
 from compilerdream.compiler.env import LlvmEnv
 from compilerdream.compiler.metrics import dataset_of, leaderboard_reward, percent_below_oz, reduction, summarize
 from compilerdream.compiler.progress import line_buffered_stdout, progress_bar
@@ -517,15 +517,12 @@ class ValueThenGuided(SearchPolicy):
 
     def describe(self) -> str:
         vp = self.value_prediction
-        head = "the opt option set whose -Oz is smallest, the IR outliner on the unoptimized program, then " if self.o0_outline else ""
+        head = "".join(part + ", then " for part in prelude_parts(self.option_candidates, self.o0_outline))
         head += f"the agent's top {vp.k} of the {vp.coreset.name} coreset's {len(vp.coreset)} sequences, then " if vp else ""
         return head + ("the IR outliner on the best, then " if self.outline else "") + "guided search"
 
     def search(self, ctx: SearchContext) -> None:
-        try:
-            prelude(ctx, self.option_candidates, self.o0_outline)
-        except BudgetExhausted:
-            return
+        prelude(ctx, self.option_candidates, self.o0_outline)  # a budget spent here ends the search (the harness)
         if self.value_prediction is not None:
             self.value_prediction.search(ctx)
         if self.outline is not None and not ctx.exhausted:

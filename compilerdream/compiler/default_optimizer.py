@@ -236,6 +236,13 @@ def prelude(ctx: SearchContext, option_candidates: Sequence[Sequence[str]], o0_o
         o0_outline.fork_each(ctx)
 
 
+def prelude_parts(option_candidates: Sequence[Sequence[str]], o0_outline: Outline | None) -> list[str]:
+    """What `prelude` with these arguments does, in words (for a policy's `describe`)."""
+    parts = [(f"the opt option set whose -Oz is smallest where it beats -Oz ({len(option_candidates)} sets: "
+              "minsize, less inlining, the Attributor, SimplifyCFG hoisting and sinking without PRE)")] if option_candidates else []
+    return parts + (["the IR outliner on the unoptimized program"] if o0_outline is not None else [])
+
+
 @dataclass(frozen=True)
 class Phase:
     """One method run until `until` (a fraction of the budget, cumulative) is spent."""
@@ -301,9 +308,7 @@ class SearchAlone(SearchPolicy):
             self.name = "optimize" if outline else "optimize-no-outline"
 
     def describe(self) -> str:
-        parts = [(f"the opt option set whose -Oz is smallest where it beats -Oz ({len(self.option_candidates)} sets: "
-                  "minsize, less inlining, the Attributor, SimplifyCFG hoisting and sinking without PRE)")] if self.option_candidates else []
-        parts += ["the IR outliner on the unoptimized program"] if self.o0_outline else []
+        parts = prelude_parts(self.option_candidates, self.o0_outline)
         parts += [f"the {self.coreset.name} coreset ({len(self.coreset)} sequences)"] if self.coreset else []
         if self.outline:
             parts += [f"the IR outliner on its best {self.outline_top} results" if self.coreset else "the IR outliner"]
