@@ -15,7 +15,7 @@ from compiler.helpers import count_instructions, engine_count, run_commandline
 
 from compilerdream import optimize
 from compilerdream.compiler.benchmarks import Benchmark
-from compilerdream.compiler.default_optimizer import DEFAULT_OPTIONS
+from compilerdream.compiler.default_optimizer import OPTION_CANDIDATES
 from compilerdream.compiler.search import OZ_PIPELINE, Budget, search_benchmark
 from compilerdream.config import Config
 from compilerdream.pretrained import PRETRAINED_DIR, names, resolve_checkpoint
@@ -114,21 +114,21 @@ def test_checkpoint_default_runs_a_guided_search_in_seconds():
 
 
 @pytest.mark.usefixtures("single_thread")
-def test_the_agent_compiles_under_the_option_set_optimize_chooses(program_bitcode, opt_tool, tmp_path):
+def test_the_agent_compiles_under_the_option_set_where_it_wins_as_optimize_does(program_bitcode, opt_tool, tmp_path):
     """`optimize --checkpoint` beyond CompilerGym's actions (outline) starts as the default method
-    does: csmith_94's -Oz under the default option set is 197 against 260, so the agent's result is
-    compiled under it, is at most that, and replays with opt-19; within CompilerGym's actions (no
-    outline) no options are chosen."""
+    does: csmith_94's -Oz is smallest under the third option set (197 against 260), so the agent's
+    result is compiled under it, is at most that, and replays with opt-19; within CompilerGym's
+    actions (no outline) no options are chosen."""
     from compilerdream.coreset import agent_policy
 
     path = program_bitcode["csmith_94"]
-    under = engine_count(path, OZ_PIPELINE, DEFAULT_OPTIONS)
+    third = engine_count(path, OZ_PIPELINE, OPTION_CANDIDATES[2])
     guided = load_guided_policy("default", "cpu")
     policy, why_not = agent_policy(guided, "default", 2, outline=True)
-    assert why_not == "" and policy.describe().startswith("opt's fourth option set")
+    assert why_not == "" and policy.describe().startswith("the opt option set whose -Oz is smallest")
     result = search_benchmark(policy, str(path), Budget(compilations=40), seed=0, start=guided.settings.start)
-    assert result.error is None and result.compiler_options == list(DEFAULT_OPTIONS)
-    assert result.final <= under < result.Oz
+    assert result.error is None and result.compiler_options == list(OPTION_CANDIDATES[2])
+    assert result.final <= third < result.Oz
     run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
     assert count_instructions(tmp_path / "out.bc") == result.final
     plain, _ = agent_policy(guided, "default", 2, outline=False)

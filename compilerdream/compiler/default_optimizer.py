@@ -2,11 +2,11 @@
 
 `default_policy()` is the method `compilerdream optimize` runs without a checkpoint, and
 `compilerdream search/evaluate --methods optimize` run the same one: the caller measures
--Oz (the fallback); the search compiles under a set of opt's options (`DEFAULT_OPTIONS`: every
-function given the `minsize` attribute as clang -Oz sets it, the inliner held back, the
-Attributor, SimplifyCFG hoisting and sinking, no PRE), unless -Oz under it is more than
-`DEFAULT_OPTIONS_WITHIN` larger than -Oz; then under the smallest of `OPTION_CANDIDATES` where
-it beats -Oz; then LLVM's IR outliner runs on the unoptimized program, before -Oz
+-Oz (the fallback); where -Oz with every function given the `minsize` attribute (opt's
+-force-attribute=minsize, as clang -Oz sets it), alone, with the inliner held back
+(-inline-threshold=-20), or with that and the Attributor (-attributor-enable=cgscc, more
+if/else diamonds made selects), is smaller, the search compiles under the smallest set of
+options (`OPTION_CANDIDATES`); then LLVM's IR outliner runs on the unoptimized program, before -Oz
 (`O0_OUTLINE`); then every sequence of the shipped LLVM-19 coreset runs from -O0 or
 from -Oz with the best prefix kept, then LLVM's IR outliner is tried on the best result
 (`OUTLINE_PIPELINES`), then greedy search continues from the best result so far and random
@@ -188,23 +188,12 @@ NO_INLINING_OPTIONS = (*MINSIZE_OPTIONS, "-inline-threshold=-20")
 #: larger, 1.05x the time per program.
 SIMPLIFYCFG_OPTIONS = ("-hoist-common-insts", "-sink-common-insts", "-keep-loops=false")
 NO_PRE_OPTIONS = ("-enable-pre=false", "-enable-load-pre=false")
-FOURTH_OPTIONS = (*MINSIZE_OPTIONS, "-inline-threshold=-100", *ATTRIBUTOR_OPTIONS, *SIMPLIFYCFG_OPTIONS, *NO_PRE_OPTIONS)
-OPTION_CANDIDATES = (MINSIZE_OPTIONS, NO_INLINING_OPTIONS, (*NO_INLINING_OPTIONS, *ATTRIBUTOR_OPTIONS), FOURTH_OPTIONS)
-#: The set `optimize` compiles under wherever -Oz under it is at most DEFAULT_OPTIONS_WITHIN larger
-#: than -Oz, even where another set's -Oz (or -Oz's own) is smaller (`SearchContext.choose_options`'s
-#: `default`); elsewhere the rule above. -Oz's count alone predicts badly what the coreset and the
-#: outliner then find: on the 60 validation programs, each run of `optimize` compiling every program
-#: under one set, in one session: the rule above +9.75% below -Oz; always under the first set
-#: +8.60, the second +8.83, the third +9.96, the fourth +10.58 (no options +8.49); the best of all
-#: six runs for each program +10.81. The fourth set's -Oz is larger than -Oz on 11% of the
-#: validation split (36 of 332 programs measured), by far on some C++ (the fixture `shapes`: 125
-#: against 94, the inliner held back), so it gives way there: more than 2%, 5% or 10% larger and
-#: the rule above decides +10.59 on those 60 programs (one program), any larger +10.53 (three). On
-#: 60 other validation programs (cJSON, json-c, libonig, giflib, bc, libssh2), the rule above and
-#: this one in one session: +4.35% -> +4.37%, 4 programs smaller and 4 larger; over all 120, +7.05%
-#: -> +7.48%.
-DEFAULT_OPTIONS = FOURTH_OPTIONS
-DEFAULT_OPTIONS_WITHIN = 0.05
+OPTION_CANDIDATES = (
+    MINSIZE_OPTIONS,
+    NO_INLINING_OPTIONS,
+    (*NO_INLINING_OPTIONS, *ATTRIBUTOR_OPTIONS),
+    (*MINSIZE_OPTIONS, "-inline-threshold=-100", *ATTRIBUTOR_OPTIONS, *SIMPLIFYCFG_OPTIONS, *NO_PRE_OPTIONS),
+)
 
 
 class Outline(SearchPolicy):
@@ -237,13 +226,11 @@ class Outline(SearchPolicy):
 
 
 def prelude(ctx: SearchContext, option_candidates: Sequence[Sequence[str]], o0_outline: Outline | None) -> None:
-    """What `optimize` does before any sequence: choose the opt option set (`SearchContext.choose_options`,
-    when there are candidates: DEFAULT_OPTIONS unless its -Oz is more than DEFAULT_OPTIONS_WITHIN
-    larger than -Oz, else the set whose -Oz is smallest where it beats -Oz), then each of
-    `o0_outline`'s pipelines once on a fork of the (prepared) unoptimized program."""
+    """What `optimize` does before any sequence: choose the opt option set whose -Oz is smallest
+    (`SearchContext.choose_options`, when there are candidates), then each of `o0_outline`'s
+    pipelines once on a fork of the (prepared) unoptimized program."""
     if option_candidates:
-        default = DEFAULT_OPTIONS if tuple(DEFAULT_OPTIONS) in map(tuple, option_candidates) else None
-        ctx.choose_options(option_candidates, MINSIZE_PREPARE, default=default, within=DEFAULT_OPTIONS_WITHIN)
+        ctx.choose_options(option_candidates, MINSIZE_PREPARE)
     if o0_outline is not None:
         ctx.reset("o0")
         o0_outline.fork_each(ctx)
@@ -251,9 +238,8 @@ def prelude(ctx: SearchContext, option_candidates: Sequence[Sequence[str]], o0_o
 
 def prelude_parts(option_candidates: Sequence[Sequence[str]], o0_outline: Outline | None) -> list[str]:
     """What `prelude` with these arguments does, in words (for a policy's `describe`)."""
-    parts = [(f"opt's fourth option set (minsize, less inlining, the Attributor, SimplifyCFG hoisting and sinking "
-              f"without PRE) unless its -Oz is more than {DEFAULT_OPTIONS_WITHIN:.0%} larger than -Oz, else the set of "
-              f"{len(option_candidates)} whose -Oz is smallest where it beats -Oz")] if option_candidates else []
+    parts = [(f"the opt option set whose -Oz is smallest where it beats -Oz ({len(option_candidates)} sets: "
+              "minsize, less inlining, the Attributor, SimplifyCFG hoisting and sinking without PRE)")] if option_candidates else []
     return parts + (["the IR outliner on the unoptimized program"] if o0_outline is not None else [])
 
 
@@ -436,9 +422,8 @@ def default_policy(
     -Oz (the fallback, measured by the caller), then the coreset from -O0 and from -Oz
     (best prefix), then the IR outliner on the best (`outline`; False keeps the result
     within CompilerGym's action space and -Oz), then greedy/random search while the budget
-    lasts. `minsize` (None: as `outline`): first choose the opt options to compile under (`prelude`:
-    DEFAULT_OPTIONS, or the set of OPTION_CANDIDATES whose -Oz is smallest where DEFAULT_OPTIONS' -Oz
-    is more than DEFAULT_OPTIONS_WITHIN larger than -Oz's; the result's command line carries them).
+    lasts. `minsize` (None: as `outline`): first compile under the set of OPTION_CANDIDATES
+    whose -Oz is smallest, where it beats -Oz (the result's command line then carries it).
     Without budget arguments: search until default_search_seconds(outline) (the coreset and the
     outliner always finish, up to DEFAULT_CAP_SECONDS for the largest programs).
     """

@@ -253,21 +253,10 @@ class SearchContext:
         """`choose_options` with one candidate: whether the search now compiles under `options`."""
         return self.choose_options([options], prepare) is not None
 
-    def choose_options(
-        self,
-        candidates: Sequence[Sequence[str]],
-        prepare: Sequence[str] = (),
-        default: Sequence[str] | None = None,
-        within: float = 0.0,
-    ) -> tuple | None:
+    def choose_options(self, candidates: Sequence[Sequence[str]], prepare: Sequence[str] = ()) -> tuple | None:
         """Runs -Oz under each candidate set of opt's command-line options (e.g.
         ('-force-attribute=minsize',)), one compilation each, and keeps the one with the fewest
         instructions if that is fewer than -Oz's; returns it (None: none is, nothing changes).
-        With `default` (one of the candidates), that set is kept instead wherever -Oz under it is
-        at most `within` (a share: 0.05 is 5%) larger than -Oz, even where it is not the smallest:
-        what the search finds from a start can matter more than the start's own count. Where the
-        result compiled under it is then larger than -Oz, the harness returns -Oz's output, under
-        no options (`search_benchmark`).
 
         Under the kept options the rest of this benchmark search compiles (the harness replays and
         prints the result with them): the "oz" start becomes that output (and the best result so
@@ -277,9 +266,7 @@ class SearchContext:
         BudgetExhausted. Call it before the policy applies anything.
         """
         states = self._starts
-        oz_count = int(states.root.observation["IrInstructionCountOz"])
-        best_count, best_probe, best_options, best_reward = oz_count, None, None, 0.0
-        default = tuple(default) if default is not None else None
+        best_count, best_probe, best_options, best_reward = int(states.root.observation["IrInstructionCountOz"]), None, None, 0.0
         exhausted = False
         try:
             for options in map(tuple, candidates):
@@ -288,11 +275,7 @@ class SearchContext:
                 except BudgetExhausted:  # keep what the probes so far found, then stop
                     exhausted = True
                     break
-                if probe is not None and options == default and count <= (1.0 + within) * oz_count:
-                    if best_probe is not None:
-                        best_probe.close()
-                    best_count, best_probe, best_options, best_reward = -1, probe, options, reward  # kept: nothing displaces it
-                elif probe is not None and count < best_count:
+                if probe is not None and count < best_count:
                     if best_probe is not None:
                         best_probe.close()
                     best_count, best_probe, best_options, best_reward = count, probe, options, reward
@@ -311,7 +294,7 @@ class SearchContext:
         if states.oz is not None:
             states.oz.close()
         states.oz, states.oz_reward = best_probe, best_reward
-        if states.oz_reward > self._best.reward + 1e-12:  # a result in its own right (the harness keeps -Oz where it is larger)
+        if states.oz_reward > self._best.reward + 1e-12:  # a result in its own right: -Oz, smaller
             self._best.reward, self._best.actions, self._best.start = states.oz_reward, [OZ_PIPELINE], "oz"
         if exhausted:
             raise BudgetExhausted
@@ -639,13 +622,6 @@ def search_benchmark(
             if died:
                 raise CompilerDreamError(f"replaying the best sequence crashed: {info.get('error_details')}")
         final = int(env.observation["IrInstructionCount"])
-        if final > oz and env.compiler_options:  # compiled under options (choose_options' default) and never below -Oz
-            env.compiler_options = ()
-            env.reset(benchmark=bench)
-            _, _, died, _, info = env.multistep([OZ_PIPELINE])
-            if died:
-                raise CompilerDreamError(f"-Oz crashed: {info.get('error_details')}")
-            final, best.actions, best.start = int(env.observation["IrInstructionCount"]), [OZ_PIPELINE], "oz"
         commandline = env.commandline()
         options = list(env.compiler_options)
         error = None

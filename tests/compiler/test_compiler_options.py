@@ -10,8 +10,7 @@ import pytest
 import compilerdream.compiler as cc
 from compilerdream.compiler import _core
 from compilerdream.compiler.default_optimizer import (
-    DEFAULT_OPTIONS,
-    DEFAULT_OPTIONS_WITHIN,
+    ATTRIBUTOR_OPTIONS,
     MINSIZE_OPTIONS,
     MINSIZE_PREPARE,
     NO_PRE_OPTIONS,
@@ -164,57 +163,24 @@ def test_choose_options_keeps_the_set_with_the_smallest_oz(program_bitcode, opt_
 
 
 @pytest.mark.parametrize(
-    "program, index",
+    "program, index, marks",
     [
-        ("qsort", 3),  # -Oz 143; the sets 141, 140, 140, 136: the default set, also the smallest
-        ("csmith_94", 3),  # -Oz 260; 260, 229, 197, 197: the default set, tied with the third (which the old rule kept)
-        ("csmith_333", 1),  # -Oz 465; 464, 433, 434, 501: the default set 7.7% larger, so the smallest that beats -Oz
-        ("shapes", None),  # -Oz 94; 94, 99, 99, 125 (C++, the inliner held back): none, plain -Oz
+        ("csmith_94", 2, ATTRIBUTOR_OPTIONS),  # -Oz 260; the second set 229, the third (and fourth) 197
+        ("qsort", 3, (*SIMPLIFYCFG_OPTIONS, *NO_PRE_OPTIONS)),  # -Oz 143; the sets 141, 140, 140, 136
     ],
 )
-def test_optimize_compiles_under_the_default_set_unless_its_oz_is_too_large(program_bitcode, opt_tool, tmp_path, program, index):
-    """`optimize`'s default compiles under DEFAULT_OPTIONS (the fourth set, SimplifyCFG hoisting and
-    sinking without PRE) wherever -Oz under it is at most DEFAULT_OPTIONS_WITHIN larger than -Oz, even
-    where another set ties it; elsewhere under the set of OPTION_CANDIDATES whose -Oz is smallest where
-    it beats -Oz, or under none. Its result replays with opt-19, the options included."""
+def test_a_later_set_wins_where_it_is_smallest_and_replays(program_bitcode, opt_tool, tmp_path, program, index, marks):
+    """Where -Oz under one of OPTION_CANDIDATES (the Attributor's third, the SimplifyCFG and
+    no-PRE fourth) is smaller than -Oz under every earlier set (a tie keeps the earlier),
+    `optimize`'s default compiles under it, and its result replays with opt-19, the options included."""
     path = program_bitcode[program]
-    oz = _oz_count(path)
     counts = [_oz_count(path, options) for options in OPTION_CANDIDATES]
-    assert OPTION_CANDIDATES[3] == DEFAULT_OPTIONS and set(SIMPLIFYCFG_OPTIONS + NO_PRE_OPTIONS) <= set(DEFAULT_OPTIONS)
-    kept = counts[3] <= (1 + DEFAULT_OPTIONS_WITHIN) * oz
-    assert kept == (index == 3)
-    if index is not None and not kept:
-        assert counts[index] == min(counts) < oz
-    if index is None:
-        assert min(counts) >= oz and not kept
+    assert counts[index] < min(counts[:index]) and counts[index] <= min(counts) and counts[index] < _oz_count(path)
+    assert set(marks) <= set(OPTION_CANDIDATES[index])
     policy, budget = default_policy(search_compilations=60)
     result = search_benchmark(policy, str(path), budget)
-    expected = [] if index is None else list(OPTION_CANDIDATES[index])
-    assert result.error is None and result.compiler_options == expected
-    assert parse_commandline_options(result.commandline) == tuple(expected)
-    assert result.final <= (oz if index is None else counts[index])
+    assert result.error is None and result.compiler_options == list(OPTION_CANDIDATES[index])
+    assert result.final <= counts[index] < result.Oz
+    assert parse_commandline_options(result.commandline) == OPTION_CANDIDATES[index]
     run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
     assert count_instructions(tmp_path / "out.bc") == result.final
-
-
-def test_a_default_set_larger_than_oz_gives_way_to_oz_in_the_result(program_bitcode, opt_tool, tmp_path):
-    """shapes: -Oz 94, -Oz under DEFAULT_OPTIONS 125. Kept by choose_options (within 50%), the search
-    then compiles under it, and when nothing it finds beats -Oz the harness returns -Oz's own output,
-    under no options, which replays with opt-19."""
-    chosen: list = []
-
-    class Default(SearchPolicy):
-        name, fixed_start = "default-set", "o0"
-
-        def search(self, ctx) -> None:
-            chosen.append(ctx.choose_options(OPTION_CANDIDATES, MINSIZE_PREPARE, default=DEFAULT_OPTIONS, within=0.5))
-            ctx.step("function(instcombine<no-verify-fixpoint>)")
-
-    path = program_bitcode["shapes"]
-    oz, under = _oz_count(path), _oz_count(path, DEFAULT_OPTIONS)
-    assert under > oz
-    result = search_benchmark(Default(), str(path), Budget(compilations=20))
-    assert chosen == [DEFAULT_OPTIONS] and result.error is None
-    assert result.final == result.Oz == oz and result.compiler_options == [] and result.best_actions == [OZ_PIPELINE]
-    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
-    assert count_instructions(tmp_path / "out.bc") == oz
