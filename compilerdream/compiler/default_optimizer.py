@@ -186,10 +186,6 @@ NO_INLINING_OPTIONS = (*MINSIZE_OPTIONS, "-inline-threshold=-20")
 #: `-simplifycfg-branch-fold-threshold=4` and 7 others nothing). Then the whole of `optimize` on the
 #: 60 validation programs above, both in one session: +9.11% -> +9.57%, 20 programs smaller and 1
 #: larger, 1.05x the time per program.
-#: Tried and not kept: the fourth set wherever its -Oz is at most 5% larger than -Oz (the rule here
-#: elsewhere). On the 60 programs +9.75% -> +10.59%, but on held-out validation programs about as
-#: many programs got larger as smaller (60 others: 4 and 4; the 305 under 200 instructions: 28 and
-#: 25), and the test split lost (+7.35% -> +7.16%); the README has the figures.
 SIMPLIFYCFG_OPTIONS = ("-hoist-common-insts", "-sink-common-insts", "-keep-loops=false")
 NO_PRE_OPTIONS = ("-enable-pre=false", "-enable-load-pre=false")
 #: ... and IndVarSimplify does not rewrite a loop's exit test to compare against a computed trip
@@ -208,6 +204,11 @@ OPTION_CANDIDATES = (
     (*NO_INLINING_OPTIONS, *ATTRIBUTOR_OPTIONS),
     (*MINSIZE_OPTIONS, "-inline-threshold=-100", *ATTRIBUTOR_OPTIONS, *SIMPLIFYCFG_OPTIONS, *NO_PRE_OPTIONS, *NO_LFTR_OPTIONS),
 )
+#: Tried and not kept as the rule that picks among these sets: the fourth wherever its -Oz is at
+#: most 5% larger than -Oz (the smallest that beats -Oz elsewhere). On the 60 programs +9.75% ->
+#: +10.59%, but on held-out validation programs about as many programs got larger as smaller (60
+#: others: 4 and 4; the 305 under 200 instructions: 28 and 25), and the test split lost (+7.35% ->
+#: +7.16%); the README has the figures.
 
 
 class Outline(SearchPolicy):
