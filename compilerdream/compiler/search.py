@@ -131,6 +131,7 @@ class _Best:
     actions: list = field(default_factory=list)
     count: int | None = None
     start: str = "o0"  # where the trajectory of `actions` started
+    options: tuple = ()  # opt's options `actions` were compiled under (`LlvmEnv.compiler_options`)
 
 
 class _StartStates:
@@ -185,6 +186,7 @@ class SearchContext:
         self.default_start = check_start(start, STARTS)
         self._starts = starts or _StartStates(env)
         self.start = "o0"  # the env given is the unoptimized program (plus `prefix`)
+        self._own_starts = False
 
     # -- budget ---------------------------------------------------------------
     @property
@@ -296,6 +298,7 @@ class SearchContext:
         states.oz, states.oz_reward = best_probe, best_reward
         if states.oz_reward > self._best.reward + 1e-12:  # a result in its own right: -Oz, smaller
             self._best.reward, self._best.actions, self._best.start = states.oz_reward, [OZ_PIPELINE], "oz"
+            self._best.options = best_options
         if exhausted:
             raise BudgetExhausted
         self.reset("o0")  # the unoptimized program, now compiled under the options
@@ -305,6 +308,30 @@ class SearchContext:
                 raise CompilerDreamError(f"preparing the program with {action!r} under {' '.join(best_options)} failed")
         states.o0, states.o0_actions, states.o0_reward = self.env.fork(), list(prepare), self.cumulative
         return best_options
+
+    def fork_with_options(self, options: Sequence[str], prepare: Sequence[str] = ()) -> SearchContext:
+        """A context on the unoptimized program compiled under other opt options (after
+        `prepare`, one compilation each), sharing this one's budget and best result; this
+        context's own options do not change. A result found there is kept with its options (the
+        harness replays it with them). Close it after use. Raises CompilerDreamError where
+        `prepare` crashes."""
+        options = tuple(options)
+        if self._meter.exhausted(len(prepare) or 1):
+            raise BudgetExhausted
+        env = self._starts.root.fork()
+        try:
+            env.reset()
+            env.compiler_options = options
+            child = SearchContext(env, self._meter, self._best, rng=self.rng, start="o0", starts=_StartStates(env))
+            for action in prepare:
+                _, died = child.step(action)
+                if died:
+                    raise CompilerDreamError(f"preparing the program with {action!r} under {' '.join(options)} failed")
+        except BaseException:
+            env.close()
+            raise
+        child._own_starts = True  # its env and start states are its own: close() closes them
+        return child
 
     def _probe_oz(self, options: tuple) -> tuple[int, LlvmEnv | None, float]:
         """-Oz from the unoptimized program under `options` (one compilation): its count, the
@@ -349,6 +376,7 @@ class SearchContext:
             self._best.reward = self.cumulative
             self._best.actions = list(self.trajectory)
             self._best.start = self.start
+            self._best.options = tuple(self.env.compiler_options)
 
     def trace(self, actions: Sequence) -> tuple[list[float], bool]:
         """Apply several actions in one compiler call: each is one compilation, every prefix counts.
@@ -389,11 +417,17 @@ class SearchContext:
     def keep_current(self) -> None:
         """Report the current trajectory as the search's result, better than the best so far or not."""
         self._best.reward, self._best.actions, self._best.start = self.cumulative, list(self.trajectory), self.start
+        self._best.options = tuple(self.env.compiler_options)
 
     @property
     def best_actions(self) -> list:
         """The best sequence found so far in this search (from the unoptimized program)."""
         return list(self._best.actions)
+
+    @property
+    def best_options(self) -> tuple:
+        """The opt options the best sequence so far was compiled under (see `fork_with_options`)."""
+        return tuple(self._best.options)
 
     @property
     def best_start(self) -> str:
@@ -414,6 +448,9 @@ class SearchContext:
     def close(self) -> None:
         if self.env is not self._starts.root:
             self.env.close()
+        if self._own_starts:  # a context of fork_with_options
+            self._starts.close()
+            self._starts.root.close()
 
 
 class SearchPolicy:
@@ -616,6 +653,7 @@ def search_benchmark(
             _run_policy(policy, env, run_budget, run_start, best, states, seed, spent, may_fail=len(runs) > 1)
         walltime, compilations = spent["walltime"], spent["compilations"]
         states.close()
+        env.compiler_options = tuple(best.options)  # what the best result was compiled under
         env.reset(benchmark=bench)  # replay the best prefix: the reported count is measured, not predicted
         if best.actions:
             _, _, died, _, info = env.multistep(best.actions)

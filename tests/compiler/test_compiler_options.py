@@ -13,11 +13,17 @@ from compilerdream.compiler.default_optimizer import (
     ATTRIBUTOR_OPTIONS,
     MINSIZE_OPTIONS,
     MINSIZE_PREPARE,
+    NO_INLINING_OPTIONS,
     NO_LFTR_OPTIONS,
     NO_PRE_OPTIONS,
+    O0_OUTLINE,
+    O0_OUTLINE_ALSO,
     OPTION_CANDIDATES,
     SIMPLIFYCFG_OPTIONS,
+    Outline,
     default_policy,
+    from_best,
+    prelude,
 )
 from compilerdream.compiler.search import OZ_PIPELINE, Budget, SearchPolicy, search_benchmark
 from compilerdream.compiler.spaces import commandline_steps, parse_commandline_options
@@ -183,5 +189,73 @@ def test_a_later_set_wins_where_it_is_smallest_and_replays(program_bitcode, opt_
     assert result.error is None and result.compiler_options == list(OPTION_CANDIDATES[index])
     assert result.final <= counts[index] < result.Oz
     assert parse_commandline_options(result.commandline) == OPTION_CANDIDATES[index]
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
+
+
+@pytest.mark.parametrize("program, wins", [("csmith_258", True), ("crc32", False)])
+def test_fork_with_options_keeps_each_result_with_its_options(program_bitcode, opt_tool, tmp_path, program, wins):
+    """-Oz, then -Oz on a context forked onto the program under minsize and -inline-threshold=-20
+    (csmith_258: 101 -> 61; crc32: 43 either way). The parent's options stay as they were; the
+    result is the smaller, replayed with opt-19 under the options it was compiled under (a tie
+    keeps the first); from_best then starts from -Oz's output where the best has other options."""
+    seen: dict = {}
+
+    class TwoWays(SearchPolicy):
+        name, fixed_start = "two-ways", "o0"
+
+        def search(self, ctx) -> None:
+            ctx.reset("oz")
+            other = ctx.fork_with_options(NO_INLINING_OPTIONS, MINSIZE_PREPARE)
+            other.step(OZ_PIPELINE)
+            seen["other"] = int(other.env.observation["IrInstructionCount"])
+            other.close()
+            seen["parent"], seen["best"] = ctx.env.compiler_options, ctx.best_options
+            from_best(ctx)
+            seen["from_best"] = list(ctx.trajectory)
+
+    path = program_bitcode[program]
+    result = search_benchmark(TwoWays(), str(path), Budget(compilations=10))
+    assert result.error is None and result.compilations == 1 + len(MINSIZE_PREPARE) + 1
+    assert seen["parent"] == () and seen["other"] == _oz_count(path, NO_INLINING_OPTIONS)
+    if wins:
+        assert result.final == seen["other"] < result.Oz
+        assert result.compiler_options == list(NO_INLINING_OPTIONS) == list(seen["best"])
+        assert result.best_actions == [*MINSIZE_PREPARE, OZ_PIPELINE] and result.start == "o0"
+        assert seen["from_best"] == [OZ_PIPELINE]  # the best's options are not the context's
+    else:
+        assert result.final == result.Oz <= seen["other"]
+        assert result.compiler_options == [] and seen["best"] == () and MINSIZE not in result.commandline
+        assert seen["from_best"] == [OZ_PIPELINE]  # the best is -Oz's output itself
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
+
+
+@pytest.mark.parametrize(
+    "program, chosen",
+    [("crc32", None), ("csmith_94", 2), ("qsort", 3)],  # -Oz's count chooses no set, the third, the fourth
+)
+def test_prelude_also_outlines_the_program_under_the_fourth_set(program_bitcode, opt_tool, tmp_path, program, chosen):
+    """`prelude`: -Oz under each set (one compilation each), the chosen set's preparation, the
+    outliner's two -O0 pipelines, and the same pipelines on the program prepared under each set
+    of O0_OUTLINE_ALSO that was not chosen; its best replays with opt-19."""
+    assert O0_OUTLINE_ALSO == (OPTION_CANDIDATES[3],)
+    seen: dict = {}
+
+    class Prelude(SearchPolicy):
+        name, fixed_start = "prelude", "o0"
+
+        def search(self, ctx) -> None:
+            prelude(ctx, OPTION_CANDIDATES, Outline(O0_OUTLINE))
+            seen["options"] = ctx.env.compiler_options
+
+    path = program_bitcode[program]
+    result = search_benchmark(Prelude(), str(path), Budget(compilations=100))
+    expected = () if chosen is None else OPTION_CANDIDATES[chosen]
+    assert result.error is None and seen["options"] == expected
+    prepare = 0 if chosen is None else len(MINSIZE_PREPARE)
+    also = 0 if chosen == 3 else len(MINSIZE_PREPARE) + len(O0_OUTLINE)
+    assert result.compilations == len(OPTION_CANDIDATES) + prepare + len(O0_OUTLINE) + also
+    assert result.final <= result.Oz
     run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
     assert count_instructions(tmp_path / "out.bc") == result.final
