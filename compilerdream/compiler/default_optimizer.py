@@ -219,6 +219,7 @@ OPTION_CANDIDATES = (
 #:   +4.42% -> +4.44%, +7.54% -> +7.75% (on the 280 of the 305 outside the 60: +0.16 points, 7
 #:   programs smaller), at 1.08x and 1.13x the time per program (the 60 and the 305, same sessions);
 #: - the same under every set and under none: one program more (of the 305), at 1.20x the time there.
+#: - this and the outlining pipelines on the fourth set's -Oz output: the same three figures.
 O0_OUTLINE_ALSO = (OPTION_CANDIDATES[3],)
 #: Tried and not kept as the rule that picks among these sets: the fourth wherever its -Oz is at
 #: most 5% larger than -Oz (the smallest that beats -Oz elsewhere). On the 60 programs +9.75% ->
