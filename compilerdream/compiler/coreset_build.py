@@ -64,11 +64,18 @@ class BuildSettings:
     include_nvp: bool = True
     seed: int = 0
     data_root: str | None = None
+    #: opt's options every program is compiled under (e.g. `optimize`'s fourth set): the -O0 start
+    #: is the program after `forceattrs`, the -Oz start and the reference -Oz under the options
+    options: tuple[str, ...] = ()
 
     def fingerprint(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("data_root")
         d["lengths"] = list(self.lengths)
+        if self.options:
+            d["options"] = list(self.options)
+        else:
+            d.pop("options")  # a build without options keeps the fingerprint it always had
         return d
 
     def check(self) -> None:
@@ -83,6 +90,17 @@ class BuildSettings:
                 raise BuildError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not 0 <= self.tolerance < 1:
             raise BuildError(f"--tolerance must be in [0, 1), got {self.tolerance}")
+        if self.options:
+            from ._core import Module
+
+            try:  # every option checked by LLVM, before any work
+                Module.load(_PROBE_IR, "options-check").apply("function(instsimplify)", list(self.options))
+            except ValueError as exc:
+                raise BuildError(f"--options {' '.join(self.options)}: {exc}") from None
+
+
+#: The smallest module there is, to check --options on.
+_PROBE_IR = b"define i32 @f(i32 %x) {\n  ret i32 %x\n}\n"
 
 
 # ----------------------------------------------------------------------------- programs
@@ -136,24 +154,38 @@ def _env():
     return _ENV
 
 
-def _bases(uri: str, max_instructions: int):
-    """The program at -O0 and at -Oz (two sessions to fork from) and their counts.
+def _bases(uri: str, max_instructions: int, options: Sequence[str] = ()):
+    """The program at -O0 and at -Oz (two sessions to fork from) and their counts, under opt's
+    `options` (then the -O0 base is the program after `forceattrs`, as `optimize` prepares it,
+    and the -Oz count is that of -Oz under them).
 
     Raises CompilerDreamError when it does not load, is larger than `max_instructions` or
     -Oz crashes. A pass that later crashes a fork does not lose the bases: the env replays
     its session in the new worker the next time it is forked.
     """
     env = _env()
+    env.compiler_options = tuple(options)
     env.reset(benchmark=uri)
     o0 = int(env.observation["IrInstructionCountO0"])
     if o0 > max_instructions:
         raise CompilerDreamError(f"skipped: {o0} instructions at -O0 > --max-instructions {max_instructions}")
     oz = int(env.observation["IrInstructionCountOz"])
+    if options:
+        prepared = env.trace(list(_PREPARE))
+        if prepared.error:
+            raise CompilerDreamError(f"{' '.join(_PREPARE)} under {' '.join(options)} crashed: {prepared.error}")
+        o0 = int(env.observation["IrInstructionCount"])
     oz_env = env.fork()
-    err = oz_env.trace([OZ_PIPELINE]).error
-    if err:
-        raise CompilerDreamError(f"-Oz crashed: {err}")
+    traced = oz_env.trace([OZ_PIPELINE])
+    if traced.error:
+        raise CompilerDreamError(f"-Oz crashed: {traced.error}")
+    if options:
+        oz = int(traced.counts[-1])
     return {"o0": (env, o0), "oz": (oz_env, oz)}
+
+
+#: How `optimize` prepares a program it compiles under opt's options (default_optimizer.MINSIZE_PREPARE).
+_PREPARE = ("forceattrs",)
 
 
 def _counts_from(base, passes: Sequence[str]):
@@ -199,7 +231,8 @@ def candidates_unit(uri: str, settings: dict[str, Any]) -> dict[str, Any]:
 
     out: dict[str, Any] = {"uri": uri}
     try:
-        bases = _bases(uri, settings["max_instructions"])
+        options = tuple(settings.get("options", ()))
+        bases = _bases(uri, settings["max_instructions"], options)
         out.update(O0=bases["o0"][1], Oz=bases["oz"][1])
         budget = Budget(compilations=settings["search_compilations"])
         seed = unit_seed(settings["seed"], uri)
@@ -208,7 +241,7 @@ def candidates_unit(uri: str, settings: dict[str, Any]) -> dict[str, Any]:
         for start, (base, base_count) in bases.items():
             result = search_benchmark(
                 RandomSearch(), uri, budget, seed=seed, start=start,
-                env_factory=lambda: LlvmEnv(worker=worker, step_timeout=120.0),
+                env_factory=lambda: _with_options(LlvmEnv(worker=worker, step_timeout=120.0), options),
             )
             passes = [p for p in result.best_passes if p != OZ_PIPELINE] if not result.error else []
             seq, count = minimize(base, passes, base_count) if passes else ([], base_count)
@@ -219,12 +252,18 @@ def candidates_unit(uri: str, settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _with_options(env, options: Sequence[str]):
+    """`env` compiling under opt's `options` (the search from -O0 starts without `forceattrs`)."""
+    env.compiler_options = tuple(options)
+    return env
+
+
 def measure_unit(uri: str, settings: dict[str, Any], pool: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Every candidate on one program: its best count within each length cap (-1: crashed)."""
     out: dict[str, Any] = {"uri": uri}
     lengths = settings["lengths"]
     try:
-        bases = _bases(uri, settings["max_instructions"])
+        bases = _bases(uri, settings["max_instructions"], tuple(settings.get("options", ())))
         out.update(O0=bases["o0"][1], Oz=bases["oz"][1])
         best: list[list[int]] = []
         for cand in pool:
@@ -519,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-passes", type=int, default=d.max_passes, help="most passes per program for the chosen coreset")
     b.add_argument("--tolerance", type=float, default=d.tolerance)
     b.add_argument("--no-nvp", action="store_true", help="leave Coreset-NVP's 50 sequences out of the candidates")
+    b.add_argument("--options", default="", help="opt options every program is compiled under, space-separated "
+                   "(e.g. optimize's fourth set; the -O0 start then gets forceattrs, and -Oz is -Oz under them)")
     b.add_argument("--seed", type=int, default=d.seed)
     b.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     b.add_argument("--data-root", default=None)
@@ -558,7 +599,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             dataset=args.dataset, k=args.k, lengths=lengths, programs=args.programs, measure_programs=args.measure_programs, val_programs=args.val_programs,
             search_compilations=args.search_compilations, max_instructions=args.max_instructions,
             max_passes=args.max_passes, tolerance=args.tolerance, include_nvp=not args.no_nvp, seed=args.seed,
-            data_root=args.data_root,
+            data_root=args.data_root, options=tuple(args.options.split()),
         )
         settings.check()
         if args.executor == "local" and not args.ray_address:

@@ -141,12 +141,41 @@ def test_build_is_deterministic_and_a_killed_build_resumes(tiny_root, tmp_path):
     [
         (["--k", "0"], "--k must be a positive"),
         (["--lengths", "4,x"], "--lengths must be"),
+        (["--options", "-disable-lftr -no-such-option=1"], "unknown opt option '-no-such-option=1'"),
     ],
 )
 def test_bad_build_arguments_are_one_line(tiny_root, tmp_path, capsys, args, message):
     assert main(cli_args(tiny_root, tmp_path / "o", *args)) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # refused before any work
+
+
+def test_build_under_opt_options_starts_from_their_oz_and_records_them(tiny_root, tmp_path):
+    """--options (optimize's fourth set): each program's -Oz reference and -Oz start are -Oz under
+    the options (qsort: 136 against 143), the -O0 start is prepared with forceattrs, the options are
+    in the coreset's settings, and a build without them keeps its old fingerprint (no `options` key)."""
+    from compilerdream.compiler.default_optimizer import OPTION_CANDIDATES
+
+    options = OPTION_CANDIDATES[3]
+    cs = build(tiny_settings(tiny_root, options=options), tmp_path / "opts", jobs=1, progress=False)
+    assert cs.meta["settings"]["options"] == list(options) and 1 <= len(cs)
+    rows = [json.loads(line) for line in (tmp_path / "opts" / "work" / "measure.jsonl").read_text().splitlines()]
+    qsort = next(r for r in rows if r["uri"].endswith("train_qsort.bc"))
+    plain = Benchmark.from_file(PROGRAMS / "qsort.c").data
+    from compilerdream.compiler._core import Module
+
+    def oz(opts):
+        module = Module.load(plain, "qsort")
+        module.apply("forceattrs,default<Oz>", list(opts))
+        return module.instruction_count()
+
+    assert qsort["Oz"] == oz(options) < oz(())
+    pool = json.loads((tmp_path / "opts" / "work" / "pool.json").read_text())
+    for cand, best in zip(pool, qsort["best"]):  # a sequence from -Oz starts at -Oz under the options
+        assert cand["start"] != "oz" or all(-1 == b or b <= qsort["Oz"] for b in best)
+    assert any(c["start"] == "oz" for c in pool)
+    assert "options" not in tiny_settings(tiny_root).fingerprint()
 
 
 def test_missing_and_empty_datasets_are_one_line(tiny_root, tmp_path, capsys):
