@@ -287,7 +287,7 @@ def build_methods(settings: Settings) -> Methods:
         m.policies["random"] = RandomSearch()
     for key in OPTIMIZE_METHODS:
         if key in keys:
-            m.policies[key], m.budgets[key] = default_policy(outline=key == "optimize")
+            m.policies[key], m.budgets[key] = default_policy(settings.coreset, outline=key == "optimize")
     if "oz-outline" in keys:
         m.policies["oz-outline"] = Outline(from_oz=True)
         m.budgets["oz-outline"] = Budget(compilations=1 + len(OUTLINE_PIPELINES))
@@ -503,8 +503,10 @@ def check_methods(requested: Sequence[str], args) -> tuple[list[str], list[str]]
                 continue
         elif key in OPTIMIZE_METHODS:
             try:
-                default_policy()
+                default_policy(args.coreset)
             except CompilerDreamError as exc:  # e.g. the shipped coreset file is missing
+                if args.coreset not in ("default", "llvm19"):
+                    raise UsageError(f"--coreset {args.coreset}: {_one_line(str(exc))}") from None
                 notes.append(f"{key} not run: default_policy() failed: {_one_line(str(exc))}")
                 continue
         elif key in AGENT_METHODS:
@@ -892,7 +894,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--methods", default=None, help=f"comma-separated subset of {','.join(ORDER)} (default: all available)"
     )
-    p.add_argument("--coreset", default="default", help="coreset of the `coreset` row: default, nvp50 or a JSON file")
+    p.add_argument("--coreset", default="default",
+                   help="coreset of the `coreset` and `optimize` rows: default, nvp50 or a JSON file")
     p.add_argument(
         "--checkpoint", default=None, type=resolve_checkpoint,
         help="trained agent directory, or `default` (the shipped agent): adds agent-rollout, guided, agent-vp",
@@ -958,6 +961,8 @@ def run(argv: Sequence[str]) -> int:
         top_k=args.top_k, matched_fallback=matched,
         labels=tuple(labels.items()),
     )  # fmt: skip
+    if args.coreset not in ("default", "llvm19") and set(keys) & set(OPTIMIZE_METHODS):
+        notes.append(f"the optimize rows run the coreset {args.coreset} instead of the shipped one")
     m = build_methods(settings)  # here too: the jobs=1 run uses it, and its budgets go into the summary
     optimize_budget = m.budgets["optimize"].describe() if "optimize" in m.budgets else None
     if "optimize" in keys and m.budgets["optimize"].seconds is not None:

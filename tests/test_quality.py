@@ -125,8 +125,9 @@ def test_quick_run_per_program_values_are_consistent(quick_run):
             assert rows["random"]["compilations"] == 20
         if "coreset-nvp50" in rows:
             assert rows["coreset-nvp50-both"]["final"] <= rows["coreset-nvp50"]["final"]
-        if "optimize" in rows:  # floored at -Oz
+        if "optimize" in rows:  # floored at -Oz; with --coreset FILE, the optimize rows run that coreset
             assert rows["optimize"]["final"] <= rows["optimize"]["Oz"]
+            assert any("optimize rows run the coreset" in note and "tiny.json" in note for note in data["notes"])
             assert rows["optimize-no-outline"]["final"] <= rows["optimize"]["Oz"]
             assert "iroutliner" not in " ".join(rows["optimize-no-outline"]["best_passes"])
         outlined = rows["oz-outline"]  # -Oz, then each outlining pipeline once on a fork
@@ -250,3 +251,14 @@ def test_package_and_seed_helpers():
     assert quality.package_of("file:///x/y/prog.c") == "y"
     assert quality.program_seed(0, "a") == quality.program_seed(0, "a") != quality.program_seed(1, "a")
     assert quality.percent_below_oz(100, 90) == 10.0 and quality.percent_below_oz(100, 110) == -10.0
+
+
+def test_optimize_rows_run_the_coreset_given(tmp_path):
+    """--coreset FILE: the `coreset` row and both `optimize` rows use it; the default is the shipped one."""
+    coreset = tmp_path / "tiny.json"
+    coreset.write_text(json.dumps(TINY_CORESET))
+    keys = ("coreset", "optimize", "optimize-no-outline")
+    given = quality.build_methods(quality.Settings(methods=keys, seed=0, coreset=str(coreset)))
+    assert [given.policies[k].coreset.name for k in keys] == ["tiny"] * 3
+    shipped = quality.build_methods(quality.Settings(methods=keys, seed=0))
+    assert {shipped.policies[k].coreset.name for k in keys} == {"llvm19-default"}
