@@ -56,7 +56,7 @@ if str(REPO) not in sys.path:  # run from anywhere without installing
     sys.path.insert(0, str(REPO))
 
 from compilerdream.compiler.benchmarks import Benchmark, resolve_benchmark  # noqa: E402
-from compilerdream.compiler.coreset import CoresetPolicy, load_coreset  # noqa: E402
+from compilerdream.compiler.coreset import CoresetPolicy, is_shipped, load_coreset  # noqa: E402
 from compilerdream.compiler.default_optimizer import OUTLINE_PIPELINES, Outline, default_policy  # noqa: E402
 from compilerdream.compiler.errors import CompilerDreamError  # noqa: E402
 from compilerdream.compiler.fileio import atomic_write  # noqa: E402
@@ -497,7 +497,7 @@ def check_methods(requested: Sequence[str], args) -> tuple[list[str], list[str]]
             try:
                 load_coreset("nvp50" if key.startswith("coreset-nvp50") else args.coreset)
             except CompilerDreamError as exc:
-                if args.coreset not in ("default", "llvm19"):
+                if not is_shipped(args.coreset):
                     raise UsageError(f"--coreset {args.coreset}: {_one_line(str(exc))}") from None
                 notes.append(f"{key} not run: {_one_line(str(exc))}")
                 continue
@@ -505,7 +505,7 @@ def check_methods(requested: Sequence[str], args) -> tuple[list[str], list[str]]
             try:
                 default_policy(args.coreset)
             except CompilerDreamError as exc:  # e.g. the shipped coreset file is missing
-                if args.coreset not in ("default", "llvm19"):
+                if not is_shipped(args.coreset):
                     raise UsageError(f"--coreset {args.coreset}: {_one_line(str(exc))}") from None
                 notes.append(f"{key} not run: default_policy() failed: {_one_line(str(exc))}")
                 continue
@@ -961,7 +961,7 @@ def run(argv: Sequence[str]) -> int:
         top_k=args.top_k, matched_fallback=matched,
         labels=tuple(labels.items()),
     )  # fmt: skip
-    if args.coreset not in ("default", "llvm19") and set(keys) & set(OPTIMIZE_METHODS):
+    if not is_shipped(args.coreset) and set(keys) & set(OPTIMIZE_METHODS):
         notes.append(f"the optimize rows run the coreset {args.coreset} instead of the shipped one")
     m = build_methods(settings)  # here too: the jobs=1 run uses it, and its budgets go into the summary
     optimize_budget = m.budgets["optimize"].describe() if "optimize" in m.budgets else None

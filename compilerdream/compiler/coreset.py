@@ -34,7 +34,14 @@ FORMAT = "compilerdream-coreset/1"
 DATA_DIR = Path(__file__).parent / "data"
 #: The shipped LLVM-19 coreset (package data), built by the command stored in it.
 DEFAULT_FILE = DATA_DIR / "coreset_llvm19.json"
-NAMES = ("default", "llvm19", "nvp50")
+#: The names of the shipped LLVM-19 coreset, and all coreset names.
+SHIPPED_NAMES = ("default", "llvm19")
+NAMES = (*SHIPPED_NAMES, "nvp50")
+
+
+def is_shipped(spec: str | os.PathLike | None) -> bool:
+    """Whether a coreset spec names the shipped LLVM-19 coreset (None is the default)."""
+    return str(spec or "default") in SHIPPED_NAMES
 
 
 class CoresetError(CompilerDreamError, ValueError):
@@ -147,8 +154,9 @@ def load_coreset(spec: str | os.PathLike | Coreset | None = "default") -> Corese
     name = str(spec or "default")
     if name == "nvp50":
         return nvp50()
-    path = DEFAULT_FILE if name in ("default", "llvm19") else Path(name)
-    source = "the shipped default coreset" if name in ("default", "llvm19") else str(path)
+    shipped = is_shipped(name)
+    path = DEFAULT_FILE if shipped else Path(name)
+    source = "the shipped default coreset" if shipped else str(path)
     if name not in NAMES and not path.exists():
         raise CoresetError(f"coreset '{name}': no such file (names: {', '.join(NAMES)}, or a coreset JSON file)")
     if path.is_dir():
@@ -159,7 +167,7 @@ def load_coreset(spec: str | os.PathLike | Coreset | None = "default") -> Corese
         raise CoresetError(f"{source} is missing ({path}): rebuild it with `compilerdream coreset build`") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CoresetError(f"coreset {path}: cannot read it ({type(exc).__name__}: {exc})") from None
-    return coreset_from_json(data, source if name in ("default", "llvm19") else str(path))
+    return coreset_from_json(data, source)
 
 
 class CoresetPolicy(SearchPolicy):

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .coreset import OZ_PIPELINE, Coreset, CoresetError, CoresetSequence, nvp50, unique
+from .default_optimizer import MINSIZE_PREPARE  # how optimize prepares a program it compiles under options
 from .errors import CompilerDreamError, UnknownNameError
 from .executor import LocalExecutor, RayExecutor, add_executor_args, make_executor
 from .fileio import atomic_write
@@ -171,9 +172,9 @@ def _bases(uri: str, max_instructions: int, options: Sequence[str] = ()):
         raise CompilerDreamError(f"skipped: {o0} instructions at -O0 > --max-instructions {max_instructions}")
     oz = int(env.observation["IrInstructionCountOz"])
     if options:
-        prepared = env.trace(list(_PREPARE))
+        prepared = env.trace(list(MINSIZE_PREPARE))
         if prepared.error:
-            raise CompilerDreamError(f"{' '.join(_PREPARE)} under {' '.join(options)} crashed: {prepared.error}")
+            raise CompilerDreamError(f"{' '.join(MINSIZE_PREPARE)} under {' '.join(options)} crashed: {prepared.error}")
         o0 = int(env.observation["IrInstructionCount"])
     oz_env = env.fork()
     traced = oz_env.trace([OZ_PIPELINE])
@@ -182,10 +183,6 @@ def _bases(uri: str, max_instructions: int, options: Sequence[str] = ()):
     if options:
         oz = int(traced.counts[-1])
     return {"o0": (env, o0), "oz": (oz_env, oz)}
-
-
-#: How `optimize` prepares a program it compiles under opt's options (default_optimizer.MINSIZE_PREPARE).
-_PREPARE = ("forceattrs",)
 
 
 def _counts_from(base, passes: Sequence[str]):
