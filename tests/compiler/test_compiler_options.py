@@ -11,6 +11,7 @@ import compilerdream.compiler as cc
 from compilerdream.compiler import _core
 from compilerdream.compiler.default_optimizer import (
     ATTRIBUTOR_OPTIONS,
+    FINISH,
     MINSIZE_OPTIONS,
     MINSIZE_PREPARE,
     NO_INLINING_OPTIONS,
@@ -19,14 +20,17 @@ from compilerdream.compiler.default_optimizer import (
     O0_OUTLINE,
     O0_OUTLINE_ALSO,
     OPTION_CANDIDATES,
+    OUTLINE_PIPELINES,
     SIMPLIFYCFG_OPTIONS,
     Outline,
+    SearchAlone,
     default_policy,
+    finish,
     from_best,
     prelude,
 )
 from compilerdream.compiler.search import OZ_PIPELINE, Budget, SearchPolicy, search_benchmark
-from compilerdream.compiler.spaces import commandline_steps, parse_commandline_options
+from compilerdream.compiler.spaces import commandline_steps, parse_commandline_options, pass_flags
 
 from .helpers import count_instructions, engine_count, random_actions, run_commandline
 
@@ -193,40 +197,47 @@ def test_a_later_set_wins_where_it_is_smallest_and_replays(program_bitcode, opt_
     assert count_instructions(tmp_path / "out.bc") == result.final
 
 
+class TwoWays(SearchPolicy):
+    """-Oz, then -Oz on a context forked onto the program under the second option set, then
+    `then(ctx)`; `seen` records the fork's count, the options of the context and of the best."""
+
+    name, fixed_start = "two-ways", "o0"
+
+    def __init__(self, then) -> None:
+        self.then, self.seen = then, {}
+
+    def search(self, ctx) -> None:
+        ctx.reset("oz")
+        other = ctx.fork_with_options(NO_INLINING_OPTIONS, MINSIZE_PREPARE)
+        other.step(OZ_PIPELINE)
+        self.seen["other"] = int(other.env.observation["IrInstructionCount"])
+        other.close()
+        self.seen["parent"], self.seen["best"] = ctx.env.compiler_options, ctx.best_options
+        self.then(ctx)
+        self.seen["after"], self.seen["options"] = list(ctx.trajectory), ctx.env.compiler_options
+
+
 @pytest.mark.parametrize("program, wins", [("csmith_258", True), ("crc32", False)])
 def test_fork_with_options_keeps_each_result_with_its_options(program_bitcode, opt_tool, tmp_path, program, wins):
     """-Oz, then -Oz on a context forked onto the program under minsize and -inline-threshold=-20
     (csmith_258: 101 -> 61; crc32: 43 either way). The parent's options stay as they were; the
     result is the smaller, replayed with opt-19 under the options it was compiled under (a tie
     keeps the first); from_best then starts from -Oz's output where the best has other options."""
-    seen: dict = {}
-
-    class TwoWays(SearchPolicy):
-        name, fixed_start = "two-ways", "o0"
-
-        def search(self, ctx) -> None:
-            ctx.reset("oz")
-            other = ctx.fork_with_options(NO_INLINING_OPTIONS, MINSIZE_PREPARE)
-            other.step(OZ_PIPELINE)
-            seen["other"] = int(other.env.observation["IrInstructionCount"])
-            other.close()
-            seen["parent"], seen["best"] = ctx.env.compiler_options, ctx.best_options
-            from_best(ctx)
-            seen["from_best"] = list(ctx.trajectory)
-
+    policy = TwoWays(from_best)
+    seen = policy.seen
     path = program_bitcode[program]
-    result = search_benchmark(TwoWays(), str(path), Budget(compilations=10))
+    result = search_benchmark(policy, str(path), Budget(compilations=10))
     assert result.error is None and result.compilations == 1 + len(MINSIZE_PREPARE) + 1
     assert seen["parent"] == () and seen["other"] == _oz_count(path, NO_INLINING_OPTIONS)
     if wins:
         assert result.final == seen["other"] < result.Oz
         assert result.compiler_options == list(NO_INLINING_OPTIONS) == list(seen["best"])
         assert result.best_actions == [*MINSIZE_PREPARE, OZ_PIPELINE] and result.start == "o0"
-        assert seen["from_best"] == [OZ_PIPELINE]  # the best's options are not the context's
+        assert seen["after"] == [OZ_PIPELINE]  # the best's options are not the context's
     else:
         assert result.final == result.Oz <= seen["other"]
         assert result.compiler_options == [] and seen["best"] == () and MINSIZE not in result.commandline
-        assert seen["from_best"] == [OZ_PIPELINE]  # the best is -Oz's output itself
+        assert seen["after"] == [OZ_PIPELINE]  # the best is -Oz's output itself
     run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
     assert count_instructions(tmp_path / "out.bc") == result.final
 
@@ -262,5 +273,76 @@ def test_prelude_also_outlines_the_program_under_the_fourth_set(program_bitcode,
     outlined = [engine_count(path, (head if expected else "") + p, expected) for p in O0_OUTLINE]
     outlined += [engine_count(path, head + p, OPTION_CANDIDATES[3]) for p in O0_OUTLINE] if also else []
     assert result.final == min([_oz_count(path, expected), *outlined]) <= result.Oz
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
+
+
+def _prefix_counts(path, steps, options=()) -> list[int]:
+    """The engine's instruction count after each of `steps` (actions: flags or pipelines), one at a time."""
+    pipelines = {f.flag: f.pipeline for f in pass_flags()}
+    module = _core.Module.load(path.read_bytes(), str(path))
+    counts = []
+    for step in steps:
+        module.apply(pipelines.get(step, step), list(options))
+        counts.append(module.instruction_count())
+    return counts
+
+
+@pytest.mark.parametrize("program, wins", [("csmith_258", True), ("qsort", True), ("crc32", False)])
+def test_finish_goes_on_from_the_best_under_its_options(program_bitcode, opt_tool, tmp_path, program, wins):
+    """`finish`: -Oz, then -Oz on a fork under the second option set (csmith_258: 101 -> 61, the
+    best; qsort: 143 -> 140; crc32: not better), then FINISH's passes once from the best result, under the
+    options it was compiled under (replayed on a fork under them) or from -Oz's output. The result is
+    the best prefix of all that, and it replays with opt-19."""
+    policy = TwoWays(lambda ctx: finish(ctx, FINISH))
+    seen = policy.seen
+    path = program_bitcode[program]
+    result = search_benchmark(policy, str(path), Budget(compilations=100))
+    assert result.error is None and seen["options"] == ()
+    other_oz = seen["other"]
+    assert other_oz == _oz_count(path, NO_INLINING_OPTIONS)
+    assert (seen["best"] == NO_INLINING_OPTIONS) == wins == (other_oz < result.Oz)
+    options = NO_INLINING_OPTIONS if wins else ()
+    head = [*MINSIZE_PREPARE, OZ_PIPELINE] if wins else [OZ_PIPELINE]
+    # -Oz, the prepared program, -Oz on it, then FINISH from the best: where that is the fork's, on a
+    # new fork (prepared again, -Oz replayed); else from -Oz's output, which costs nothing to return to
+    replay = len(MINSIZE_PREPARE) + 1 if wins else 0
+    assert result.compilations == 1 + len(MINSIZE_PREPARE) + 1 + replay + len(FINISH)
+    counts = _prefix_counts(path, head + list(FINISH), options)[len(head) - 1 :]
+    assert result.final == min(min(counts), result.Oz, other_oz)
+    assert (result.final < min(result.Oz, other_oz)) == (program == "qsort")  # qsort: GVN, GVNHoist 140 -> 138
+    if program == "qsort":  # FINISH found something: its best prefix is kept, with the fork's options
+        k = counts.index(result.final)
+        assert result.best_actions == head + list(FINISH[:k]) and list(result.compiler_options) == list(options)
+    run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
+    assert count_instructions(tmp_path / "out.bc") == result.final
+
+
+def test_outline_again_goes_on_from_an_outlined_best(program_bitcode, opt_tool, tmp_path):
+    """`SearchAlone._outline` on csmith_94, whose best is the outliner's -O0 pipeline (256
+    instructions, -Oz 260): nothing where the best holds an outlining pipeline already; with `again`
+    each of OUTLINE_PIPELINES once on it (the best replayed first); never twice on one best."""
+    search = SearchAlone(Budget(compilations=100), outline=True)
+    spent: list[int] = []
+
+    class Outlined(SearchPolicy):
+        name, fixed_start = "outlined", "o0"
+
+        def search(self, ctx) -> None:
+            ctx.reset("o0")
+            ctx.step(O0_OUTLINE[0])
+            tried: set = set()
+            for again in (False, True, True):
+                before = ctx.compilations
+                search._outline(ctx, tried, again=again)
+                spent.append(ctx.compilations - before)
+
+    path = program_bitcode["csmith_94"]
+    result = search_benchmark(Outlined(), str(path), Budget(compilations=100))
+    outlined = engine_count(path, O0_OUTLINE[0])
+    assert result.error is None and outlined < result.Oz
+    assert spent == [0, 1 + len(OUTLINE_PIPELINES), 0]
+    again = [engine_count(path, f"{O0_OUTLINE[0]},invalidate<all>,{p}") for p in OUTLINE_PIPELINES]
+    assert result.final == min(outlined, *again)
     run_commandline(opt_tool, result.commandline, path, tmp_path / "out.bc")
     assert count_instructions(tmp_path / "out.bc") == result.final
