@@ -248,6 +248,12 @@ FINISH = ("-gvn", "-gvn-hoist", "-mem2reg", "-slsr", "-speculative-execution", "
           "-simplifycfg", "-globalopt", "-load-store-vectorizer")
 
 
+def fork_under(ctx: SearchContext, options: Sequence[str]) -> SearchContext:
+    """`ctx.fork_with_options(options)`, the program prepared as `optimize` prepares one it compiles
+    under options (`MINSIZE_PREPARE`; nothing without options). Close it after use."""
+    return ctx.fork_with_options(options, MINSIZE_PREPARE if options else ())
+
+
 @contextmanager
 def at_best(ctx: SearchContext) -> Iterator[SearchContext]:
     """A context holding the best result so far (replayed, one compilation a pass) under the opt
@@ -258,7 +264,7 @@ def at_best(ctx: SearchContext) -> Iterator[SearchContext]:
         from_best(ctx)
         yield ctx
         return
-    other = ctx.fork_with_options(options, MINSIZE_PREPARE if options else ())
+    other = fork_under(ctx, options)
     try:
         head, actions = other.trajectory, ctx.best_actions  # the preparation the fork holds already
         other.trace(actions[len(head):] if actions[: len(head)] == head else actions)
@@ -274,8 +280,9 @@ def finish(ctx: SearchContext, passes: Sequence[str]) -> None:
 
 
 class Outline(SearchPolicy):
-    """Each of `OUTLINE_PIPELINES` once, on a fork of the best result so far (or of -Oz's
-    output, `from_oz`); the best prefix keeps it only where it is smaller."""
+    """Each of `OUTLINE_PIPELINES` once, on a fork of the best result so far under the options it
+    was compiled under (`at_best`), or of -Oz's output (`from_oz`); the best prefix keeps it only
+    where it is smaller."""
 
     name = "outline"
 
@@ -288,9 +295,10 @@ class Outline(SearchPolicy):
     def search(self, ctx: SearchContext) -> None:
         if self.from_oz:
             ctx.reset(start="oz")
-        else:
-            from_best(ctx)
-        self.fork_each(ctx)
+            self.fork_each(ctx)
+            return
+        with at_best(ctx) as at:
+            self.fork_each(at)
 
     def fork_each(self, ctx: SearchContext) -> None:
         """Each pipeline once on a fork of ctx's current module."""
@@ -316,7 +324,7 @@ def prelude(ctx: SearchContext, option_candidates: Sequence[Sequence[str]], o0_o
         for options in O0_OUTLINE_ALSO if option_candidates else ():
             if tuple(options) == tuple(ctx.env.compiler_options):
                 continue
-            other = ctx.fork_with_options(options, MINSIZE_PREPARE if options else ())
+            other = fork_under(ctx, options)
             try:
                 o0_outline.fork_each(other)
             finally:
@@ -419,7 +427,7 @@ class SearchAlone(SearchPolicy):
         return over
 
     def _outline(self, ctx: SearchContext, tried: set, again: bool = False) -> None:
-        """The outlining pipelines on the best result (`at_best`), unless it holds one already
+        """The outlining pipelines on the best result (`Outline.search`), unless it holds one already
         (`again`: even then) or they were tried on it (the whole search's budget applies, not a
         phase's: like the coreset, it always runs)."""
         best = (ctx.best_start, tuple(ctx.best_actions))
@@ -427,8 +435,7 @@ class SearchAlone(SearchPolicy):
             return
         tried.add(best)
         try:
-            with at_best(ctx) as at:
-                self.outline.fork_each(at)
+            self.outline.search(ctx)
         except BudgetExhausted:
             pass
 
@@ -524,9 +531,9 @@ def default_policy(
     -Oz (the fallback, measured by the caller), then the coreset from -O0 and from -Oz
     (best prefix), then the IR outliner on the best (`outline`; False keeps the result
     within CompilerGym's action space and -Oz) and, with `outline`, `FINISH`'s passes from the
-    best and the outliner once more, then greedy/random search while the budget lasts. `minsize` (None: as
-    `outline`): first compile under the set of OPTION_CANDIDATES whose -Oz is smallest, where
-    it beats -Oz (the result's command line then carries it).
+    best and the outliner once more, then greedy/random search while the budget lasts.
+    `minsize` (None: as `outline`): first compile under the set of OPTION_CANDIDATES whose -Oz
+    is smallest, where it beats -Oz (the result's command line then carries it).
     Without budget arguments: search until default_search_seconds(outline) (the coreset and the
     outliner always finish, up to DEFAULT_CAP_SECONDS for the largest programs).
     """
